@@ -1,0 +1,192 @@
+"""Frozen dataclass configs loaded from YAML plus command-line overrides, validated before any work.
+
+Usage in a command module::
+
+    @dataclass(frozen=True)
+    class TrainConfig:
+        data: str = "builtin:fashion-mnist"   # help text comes from field metadata, see ``field_help``
+        lr: float = 5e-4
+        def validate(self) -> None: ...      # impossible values -> raise ConfigError
+
+    add_config_arguments(parser, TrainConfig)            # --config FILE and one --flag per field
+    cfg = config_from_args(TrainConfig, args)            # YAML < CLI; unknown keys, types, values checked
+
+Nested configs are not supported on purpose: one flat, explicit dataclass per command. Lists are given
+on the command line as comma-separated values (``--formats onnx,onnx-int8``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from tinymim.errors import ConfigError
+
+C = TypeVar("C")
+
+
+def field_help(text: str, **extra: Any) -> dict[str, Any]:
+    """Metadata for ``dataclasses.field(metadata=...)`` carrying the --help text."""
+    return {"help": text, **extra}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _base_type(tp: Any) -> tuple[Any, bool]:
+    """(inner type, optional?) for ``X | None`` / ``Optional[X]``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Convert ``value`` (from YAML or a CLI string) to ``tp`` or raise a ConfigError naming ``key``."""
+    inner, optional = _base_type(tp)
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and optional):
+        if optional:
+            return None
+        raise ConfigError(f"config key '{key}' must not be empty (expected {_type_name(inner)})")
+    origin = typing.get_origin(inner)
+    if origin is typing.Literal:
+        allowed = typing.get_args(inner)
+        if value not in allowed:
+            raise ConfigError(f"config key '{key}' is {value!r}; allowed values: {', '.join(map(str, allowed))}")
+        return value
+    if origin in (tuple, list):
+        (item_tp, *rest) = typing.get_args(inner) or (str,)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
+        return tuple(_coerce(key, v, item_tp) for v in value)
+    if inner is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+            return value.lower() in ("true", "yes", "1", "on")
+        raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
+    if inner is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"config key '{key}' must be an integer, got {value!r}") from None
+    if inner is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"config key '{key}' must be a number, got {value!r}") from None
+    if inner is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
+        return str(value)
+    if inner is dict or typing.get_origin(inner) is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' must be a mapping, got {value!r}")
+        return value
+    return value
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def build_config(cls: type[C], values: dict[str, Any]) -> C:
+    """Make ``cls`` from a plain mapping: unknown keys, wrong types and impossible values raise."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in names:
+            close = difflib.get_close_matches(key, sorted(names), n=3)
+            hint = f" Did you mean: {', '.join(close)}?" if close else f" Valid keys: {', '.join(sorted(names))}."
+            raise ConfigError(f"unknown config key '{key}' for {cls.__name__}.{hint}")
+    hints = _hints(cls)
+    coerced = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
+    cfg = cls(**coerced)
+    validate = getattr(cfg, "validate", None)
+    if validate is not None:
+        validate()
+    return cfg
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping (safe loader: config files never execute code)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {p} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping of keys to values, not {type(data).__name__}")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser, cls: type, *, positional: tuple[str, ...] = ()
+) -> None:
+    """``--config FILE`` plus one option per field (positional for the names in ``positional``)."""
+    parser.add_argument("--config", metavar="YAML", help="YAML file of config keys; command-line flags win")
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        help_text = f.metadata.get("help", "")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if isinstance(default, tuple):
+            default = ",".join(map(str, default))
+        inner, _ = _base_type(hints[f.name])
+        if typing.get_origin(inner) is typing.Literal:
+            help_text += f" (one of: {', '.join(map(str, typing.get_args(inner)))})"
+        help_text += f" [default: {default}]"
+        if f.name in positional:
+            parser.add_argument(f.name, nargs="?", default=None, help=help_text)
+        elif inner is bool:
+            parser.add_argument(_flag(f.name), dest=f.name, default=None,
+                                action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            parser.add_argument(_flag(f.name), dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
+
+
+def config_from_args(cls: type[C], args: argparse.Namespace) -> C:
+    """Merge ``--config`` YAML (if any) with the flags the user actually gave, then validate."""
+    values: dict[str, Any] = load_yaml(args.config) if getattr(args, "config", None) else {}
+    for f in dataclasses.fields(cls):
+        v = getattr(args, f.name, None)
+        if v is not None:
+            values[f.name] = v
+    return build_config(cls, values)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """JSON-ready dict of a config (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    """Write the resolved config as YAML (what ``--config`` reads back)."""
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def require(cond: bool, message: str) -> None:
+    """Raise ConfigError(message) unless ``cond``: for ``validate()`` methods."""
+    if not cond:
+        raise ConfigError(message)
