@@ -1,0 +1,11 @@
+"""Datasets (built-in Fashion-MNIST, image folders) yielding (PIL image, label), and their transforms."""
+
+from compress.data.builtin import FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, load_fashion_mnist
+from compress.data.datasets import IMAGENET_MEAN, IMAGENET_STD, DataBundle, Subset, TransformDataset, build_datasets
+from compress.data.transforms import build_mixup, eval_transform, train_transform
+
+__all__ = [
+    "DataBundle", "TransformDataset", "Subset", "build_datasets", "eval_transform", "train_transform", "build_mixup",
+    "load_fashion_mnist", "FASHION_MNIST_CLASSES", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD",
+    "IMAGENET_MEAN", "IMAGENET_STD",
+]

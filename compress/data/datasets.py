@@ -1,0 +1,170 @@
+"""``build_datasets``: the one entry point from a ``--data`` string to train/val datasets of (PIL image, label).
+
+Transforms are applied separately (``TransformDataset``), so distillation can wrap the same datasets with
+its own two-view transform.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from compress.data.builtin import (
+    BUILTINS, FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, load_fashion_mnist,
+)
+from compress.data.folder import ImageFileDataset, drop_unreadable, find_classes, scan, stratified_split
+from compress.errors import DataError
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class DataBundle:
+    """Train/val datasets yielding (PIL image, int label), the class names and where the data came from.
+
+    ``mean``/``std`` are the normalisation statistics suggested for this data with ``in_chans`` channels
+    (Fashion-MNIST: its own; folders: ImageNet's); ``native_size`` the images' side when known (28 for
+    Fashion-MNIST), else None.
+    """
+
+    train: Any
+    val: Any
+    classes: tuple[str, ...]
+    source_info: dict[str, Any] = field(default_factory=dict)
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    native_size: int | None = None
+
+
+class Subset:
+    """The items of ``ds`` at ``indices`` (keeps ``targets``)."""
+
+    def __init__(self, ds: Any, indices: list[int]) -> None:
+        self.ds, self.indices = ds, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.ds[self.indices[i]]
+
+    @property
+    def targets(self) -> list[int]:
+        t = self.ds.targets
+        return [t[i] for i in self.indices]
+
+
+class TransformDataset:
+    """``(transform(image), label)`` for each ``(image, label)`` of ``ds``."""
+
+    def __init__(self, ds: Any, transform: Callable[[Any], Any]) -> None:
+        self.ds, self.transform = ds, transform
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        img, label = self.ds[i]
+        return self.transform(img), label
+
+
+def _limit(ds: Any, n: int | None, seed: int) -> Any:
+    """A class-balanced deterministic subset of ``n`` items (all of them when n is None or >= len)."""
+    if n is None or n >= len(ds):
+        return ds
+    targets = np.asarray(ds.targets)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(ds))
+    # round-robin over classes in the permuted order -> balanced subset
+    per_class = {c: order[targets[order] == c].tolist() for c in np.unique(targets)}
+    picked: list[int] = []
+    while len(picked) < n:
+        for c in list(per_class):
+            if per_class[c] and len(picked) < n:
+                picked.append(per_class[c].pop(0))
+    return Subset(ds, sorted(picked))
+
+
+def build_datasets(
+    data: str,
+    *,
+    val_split: float = 0.1,
+    strict: bool = False,
+    in_chans: int | None = None,
+    limit_train: int | None = None,
+    limit_val: int | None = None,
+    seed: int = 0,
+) -> DataBundle:
+    """Datasets for ``data`` = ``builtin:fashion-mnist`` or an image-folder path.
+
+    Folder layouts: ``PATH/train/<class>/*`` + ``PATH/val/<class>/*``, or ``PATH/<class>/*`` split with
+    ``val_split`` (deterministic, stratified). Images are converted to ``in_chans`` channels (1 -> "L",
+    3 -> "RGB"; default: 1 for Fashion-MNIST, 3 for folders). ``limit_*`` take class-balanced subsets.
+    """
+    if in_chans not in (None, 1, 3):
+        raise DataError(f"in_chans must be 1 or 3, got {in_chans}")
+    if data.startswith("builtin:"):
+        bundle = _builtin(data.removeprefix("builtin:"), in_chans or 1)
+    else:
+        bundle = _folder(Path(data).expanduser(), val_split=val_split, strict=strict, in_chans=in_chans or 3, seed=seed)
+    bundle.train = _limit(bundle.train, limit_train, seed)
+    bundle.val = _limit(bundle.val, limit_val, seed + 1)
+    if len(bundle.train) == 0:
+        raise DataError(f"the training set of {data} is empty; add images or lower --val-split")
+    if len(bundle.val) == 0:
+        raise DataError(f"the validation set of {data} is empty; add images to val/ or raise --val-split")
+    bundle.source_info.update({"train_size": len(bundle.train), "val_size": len(bundle.val)})
+    return bundle
+
+
+def _builtin(name: str, in_chans: int) -> DataBundle:
+    if name != "fashion-mnist":
+        raise DataError(f"unknown built-in dataset '{name}'; available: {', '.join('builtin:' + b for b in BUILTINS)}")
+    mode = "L" if in_chans == 1 else "RGB"
+    mean, std = FASHION_MNIST_MEAN * in_chans, FASHION_MNIST_STD * in_chans
+    return DataBundle(
+        train=load_fashion_mnist("train", mode=mode), val=load_fashion_mnist("test", mode=mode),
+        classes=FASHION_MNIST_CLASSES, mean=mean, std=std, native_size=28,
+        source_info={"source": "builtin:fashion-mnist", "split": "official train (60k) / test (10k)",
+                     "license": "MIT"},
+    )
+
+
+def _folder(root: Path, *, val_split: float, strict: bool, in_chans: int, seed: int) -> DataBundle:
+    if not root.is_dir():
+        raise DataError(f"--data {root} is not a folder; give an image folder or builtin:fashion-mnist")
+    mode = "L" if in_chans == 1 else "RGB"
+    if (root / "train").is_dir():
+        classes = find_classes(root / "train")
+        train = scan(root / "train", classes)
+        if not (root / "val").is_dir():
+            raise DataError(f"{root}/train exists but {root}/val does not; add val/<class>/ folders")
+        val_classes = find_classes(root / "val")
+        extra = set(val_classes) - set(classes)
+        if extra:
+            raise DataError(f"{root}/val has classes missing from train/: {sorted(extra)}")
+        val = scan(root / "val", classes)
+        layout = "train/ + val/"
+    else:
+        if not 0 < val_split < 1:
+            raise DataError(f"{root} has no train/ and val/ folders, so --val-split must be in (0, 1), got {val_split}")
+        classes = find_classes(root)
+        train, val = stratified_split(scan(root, classes), val_split, seed)
+        layout = f"class folders, val_split {val_split}"
+    if not train and not val:
+        raise DataError(f"no images found under {root} (extensions: .jpg .jpeg .png .webp .bmp)")
+    train, bad_train = drop_unreadable(train, strict=strict, what=f"{root} (train)")
+    val, bad_val = drop_unreadable(val, strict=strict, what=f"{root} (val)")
+    mean = IMAGENET_MEAN if in_chans == 3 else (float(np.mean(IMAGENET_MEAN)),)
+    std = IMAGENET_STD if in_chans == 3 else (float(np.mean(IMAGENET_STD)),)
+    return DataBundle(
+        train=ImageFileDataset(train, mode), val=ImageFileDataset(val, mode), classes=classes, mean=mean, std=std,
+        source_info={"source": str(root), "layout": layout, "skipped_unreadable": bad_train + bad_val},
+    )

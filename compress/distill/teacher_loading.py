@@ -1,0 +1,133 @@
+"""Load a teacher from a tinymim checkpoint (with its card) or from a timm name plus a weights file.
+
+A tinymim checkpoint carries its preprocessing in the card. A bare timm name does not: its normalisation
+must be given (``teacher_mean`` / ``teacher_std``); we never assume ImageNet values for user weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from compress.card import ModelCard, Preprocess
+from compress.distill.errors import DistillError, NormalizationError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedTeacher:
+    """A teacher network, its preprocessing, its labels (None when unknown) and where it came from."""
+
+    model: nn.Module
+    preprocess: Preprocess
+    labels: tuple[str, ...] | None
+    is_classifier: bool
+    source: str
+    card: ModelCard | None = None
+
+
+def _looks_like_checkpoint(spec: str) -> bool:
+    p = Path(spec).expanduser()
+    return p.exists() or spec.endswith((".safetensors", ".pt", ".pth")) or "/" in spec
+
+
+def load_teacher(spec: str, *, weights: str | None = None, mean: tuple[float, ...] | None = None,
+                 std: tuple[float, ...] | None = None, img_size: int | None = None,
+                 in_chans: int | None = None, num_classes: int | None = None) -> LoadedTeacher:
+    """``spec``: a tinymim run/checkpoint folder or weights file with card.json, or a timm model name.
+
+    For a timm name ``weights`` is required (weights are never downloaded) and so are ``mean``/``std``.
+    Weights that do not fit raise CheckpointError listing the missing / unexpected / mis-shaped keys.
+    """
+    if _looks_like_checkpoint(spec):
+        return _from_checkpoint(spec, mean, std)
+    return _from_timm_name(spec, weights=weights, mean=mean, std=std, img_size=img_size, in_chans=in_chans,
+                           num_classes=num_classes)
+
+
+def _from_checkpoint(spec: str, mean: tuple[float, ...] | None, std: tuple[float, ...] | None) -> LoadedTeacher:
+    from compress.checkpoint import load_model
+
+    model, card = load_model(Path(spec).expanduser())
+    pre = card.preprocess
+    if mean is not None or std is not None:
+        pre = Preprocess(pre.input_size, mean or pre.mean, std or pre.std, pre.interpolation, pre.crop_pct)
+    return LoadedTeacher(model, pre, card.labels, card.task == "classifier", f"checkpoint {spec}", card)
+
+
+def _state_dict_num_classes(model: nn.Module, sd: dict[str, torch.Tensor]) -> int | None:
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if not isinstance(head, nn.Linear):
+        return None
+    names = {id(p): n for n, p in model.named_parameters()}
+    key = names.get(id(head.weight))
+    return int(sd[key].shape[0]) if key in sd and sd[key].ndim == 2 else None
+
+
+def _state_dict_in_chans(sd: dict[str, torch.Tensor]) -> int | None:
+    first_conv = next((v for v in sd.values() if v.ndim == 4), None)
+    return None if first_conv is None else int(first_conv.shape[1])
+
+
+def _from_timm_name(name: str, *, weights: str | None, mean: tuple[float, ...] | None,
+                    std: tuple[float, ...] | None, img_size: int | None, in_chans: int | None,
+                    num_classes: int | None) -> LoadedTeacher:
+    import timm
+
+    from compress.checkpoint import read_state_dict
+    from compress.errors import CheckpointError
+    from compress.models import SHORT_NAMES, load_weights
+
+    arch = SHORT_NAMES.get(name, name)
+    if not timm.is_model(arch):
+        import difflib
+
+        close = difflib.get_close_matches(arch, timm.list_models(), n=5)
+        raise DistillError(f"teacher {name!r} is neither an existing checkpoint path nor a timm model name"
+                           + (f"; close timm names: {', '.join(close)}" if close else ""))
+    if weights is None:
+        raise DistillError(f"teacher {name!r} is a timm name: give its weights with --teacher-weights PATH "
+                           "(weights are never downloaded; a random teacher teaches nothing)")
+    if mean is None or std is None:
+        raise NormalizationError(
+            f"the input normalisation of teacher {name!r} with weights {weights} is unknown: pass --teacher-mean "
+            "and --teacher-std (the values its weights were trained with, e.g. 0.485,0.456,0.406 / "
+            "0.229,0.224,0.225 for ImageNet) or use a tinymim checkpoint whose card records them")
+    sd = read_state_dict(weights)
+    kwargs: dict[str, object] = {"pretrained": False}
+    chans = in_chans or _state_dict_in_chans(sd) or 3
+    kwargs["in_chans"] = chans
+    if img_size is not None:
+        kwargs["img_size"] = img_size
+    model = timm.create_model(arch, **kwargs)
+    classes = num_classes or _state_dict_num_classes(model, sd)
+    if classes is not None and classes != getattr(model, "num_classes", classes):
+        model = timm.create_model(arch, num_classes=classes, **kwargs)
+    try:
+        load_weights(model, sd, strict_arch=True)
+    except CheckpointError as err:
+        raise CheckpointError(f"teacher weights {weights} do not fit {arch} (with in_chans={chans}"
+                              f"{f', img_size={img_size}' if img_size else ''}): {err}") from None
+    if len(mean) != chans or len(std) != chans:
+        raise NormalizationError(f"teacher has {chans} input channels but --teacher-mean/--teacher-std give "
+                                 f"{len(mean)}/{len(std)} values")
+    size = img_size or _model_img_size(model)
+    pre = Preprocess((chans, size, size), tuple(mean), tuple(std), "bicubic", 1.0)
+    is_classifier = getattr(model, "num_classes", 0) > 0
+    log.info("teacher %s from %s: %d input channels, %d px, %s classes", arch, weights, chans, size,
+             getattr(model, "num_classes", "?"))
+    return LoadedTeacher(model.eval(), pre, None, is_classifier, f"{arch} + {weights}")
+
+
+def _model_img_size(model: nn.Module) -> int:
+    pe = getattr(model, "patch_embed", None)
+    size = getattr(pe, "img_size", None)
+    if size is not None:
+        return int(size[0] if isinstance(size, (tuple, list)) else size)
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    return int(cfg.get("input_size", (3, 224, 224))[-1])

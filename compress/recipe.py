@@ -1,0 +1,189 @@
+"""The supervised (fine-tune) recipe behind ``tinymim train``: data, model, optimizer, loss, then ``fit``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from compress.card import ModelCard, Preprocess
+from compress.checkpoint import read_state_dict, resolve_checkpoint
+from compress.configio import config_to_dict
+from compress.data import DataBundle, TransformDataset, build_datasets, build_mixup, eval_transform, train_transform
+from compress.distributed import DistInfo, init_distributed, seed_everything
+from compress.errors import CheckpointError, ModelError
+from compress.models import create_model, load_weights
+from compress.runner import FitSettings, classification_eval, fit
+
+log = logging.getLogger(__name__)
+
+
+def default_patch(arch_patch: int, img_size: int) -> int:
+    """The arch's patch if it divides ``img_size`` and leaves >= 7x7 tokens, else the largest of 8/7/4/2 that divides."""
+    if img_size % arch_patch == 0 and img_size // arch_patch >= 7:
+        return arch_patch
+    for p in (8, 7, 4, 2):
+        if img_size % p == 0 and img_size // p >= 4:
+            return p
+    return 1
+
+
+def _arch_patch(arch: str) -> int:
+    import re
+
+    m = re.search(r"patch(\d+)", arch)
+    return int(m.group(1)) if m else 16
+
+
+def build_classifier(cfg: Any, data: DataBundle, init_card: ModelCard | None) -> tuple[nn.Module, dict[str, Any], str]:
+    """The model to train: from ``init_card``'s architecture (normal head count, task classifier) or ``cfg``."""
+    arch = init_card.arch if init_card is not None and cfg.arch == "vit_tiny" else cfg.arch
+    base = dict(init_card.arch_kwargs) if init_card is not None else {}
+    base.pop("num_classes", None)
+    base.pop("global_pool", None)
+    in_chans = cfg.in_chans or base.pop("in_chans", None) or (1 if data.native_size == 28 else 3)
+    base.pop("in_chans", None)
+    img_size = cfg.img_size or base.pop("img_size", None) or data.native_size or 224
+    base.pop("img_size", None)
+    overrides = {k: getattr(cfg, k) for k in ("patch_size", "depth", "num_heads", "embed_dim") if getattr(cfg, k)}
+    base.update(overrides)
+    from compress.models import resolve_arch
+
+    if "patch_size" not in base:
+        base["patch_size"] = default_patch(_arch_patch(resolve_arch(arch)), img_size)
+    model, arch_kwargs = create_model(arch, num_classes=len(data.classes), img_size=img_size, in_chans=in_chans,
+                                      drop_path_rate=cfg.drop_path, global_pool="avg", **base)
+    return model, arch_kwargs, arch
+
+
+def _read_init(path: str) -> tuple[dict[str, torch.Tensor], ModelCard | None]:
+    weights = resolve_checkpoint(path)
+    card_file = weights.parent / "card.json"
+    card = ModelCard.load(card_file) if card_file.is_file() else None
+    return read_state_dict(weights), card
+
+
+def classification_loss(mixup: Any, label_smoothing: float) -> Callable[[nn.Module, Any], dict[str, torch.Tensor]]:
+    """loss_fn for fit: Mixup/CutMix (timm) + soft-target CE, else label-smoothing CE, else plain CE."""
+    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+
+    if mixup is not None:
+        criterion: nn.Module = SoftTargetCrossEntropy()
+    elif label_smoothing > 0:
+        criterion = LabelSmoothingCrossEntropy(smoothing=label_smoothing)
+    else:
+        criterion = nn.CrossEntropyLoss()
+
+    def loss_fn(model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+        images, targets = batch
+        if mixup is not None:
+            images, targets = mixup(images, targets)
+        return {"loss": criterion(model(images), targets)}
+
+    return loss_fn
+
+
+def _run_dir(cfg: Any, dist: DistInfo) -> Path:
+    if cfg.resume:
+        from compress.checkpoint import find_resume_dir
+
+        if find_resume_dir(cfg.resume) is None:
+            raise CheckpointError(f"nothing to resume in {cfg.resume}: no last/ checkpoint with a resume state")
+        return Path(cfg.resume)
+    name = cfg.output or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}"
+    if dist.distributed:  # every rank must use rank 0's name
+        import torch.distributed as tdist
+
+        box = [name]
+        tdist.broadcast_object_list(box, src=0)
+        name = box[0]
+    path = Path(name)
+    if (path / "last").exists():
+        raise CheckpointError(f"run folder {path} already holds a run; continue it with --resume {path} or pick another --output")
+    return path
+
+
+def train_classifier(cfg: Any) -> Path:
+    """Run ``cfg`` (a TrainConfig) end to end; returns the run folder."""
+    dist = init_distributed(cfg.device)
+    seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    run_dir = _run_dir(cfg, dist)
+    data = build_datasets(cfg.data, val_split=cfg.val_split, strict=cfg.strict_data, in_chans=cfg.in_chans,
+                          limit_train=cfg.limit_train, limit_val=cfg.limit_val, seed=cfg.seed)
+    init_sd, init_card = _read_init(cfg.init) if cfg.init else (None, None)
+    if init_card is not None and data.native_size == 28 and cfg.in_chans is None:
+        data = build_datasets(cfg.data, val_split=cfg.val_split, strict=cfg.strict_data,
+                              in_chans=int(init_card.arch_kwargs.get("in_chans", 1)), limit_train=cfg.limit_train,
+                              limit_val=cfg.limit_val, seed=cfg.seed)
+    model, arch_kwargs, arch = build_classifier(cfg, data, init_card)
+    if init_sd is not None:
+        report = load_weights(model, init_sd, strict_arch=True)
+        log.info("initialised from %s (%s)", cfg.init, ", ".join(k for k, v in report.items() if v) or "exact fit")
+    channels = arch_kwargs["in_chans"]
+    if cfg.mean is not None:
+        mean, std = tuple(cfg.mean), tuple(cfg.std)
+    else:
+        mean, std = _channel_stats(data.mean, channels), _channel_stats(data.std, channels)
+    if len(mean) != channels or len(std) != channels:
+        raise ModelError(f"mean/std have {len(mean)}/{len(std)} values but the model has {channels} input channels")
+    crop_pct = cfg.crop_pct or (1.0 if data.native_size else 0.875)
+    pre = Preprocess(input_size=(channels, arch_kwargs["img_size"], arch_kwargs["img_size"]), mean=mean, std=std,
+                     interpolation=cfg.interpolation, crop_pct=crop_pct)
+    if cfg.no_aug:
+        train_tf = eval_transform(pre)
+    else:
+        train_tf = train_transform(pre, rand_augment=None if cfg.rand_augment.lower() == "none" else cfg.rand_augment,
+                                   random_erasing=cfg.random_erasing, hflip=cfg.hflip,
+                                   crop_scale=(cfg.crop_scale_min, 1.0))
+    mixup = build_mixup(cfg.mixup, cfg.cutmix, cfg.label_smoothing, len(data.classes)) if cfg.uses_mixup else None
+    smoothing = 0.0 if cfg.no_aug else cfg.label_smoothing
+    eff_batch = cfg.batch_size * cfg.accum_steps * dist.world_size
+    lr = cfg.lr if cfg.lr is not None else cfg.base_lr * eff_batch / 256
+    optimizer = _optimizer(model, lr=lr, weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay)
+    settings = FitSettings(
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, min_lr=cfg.min_lr, warmup_epochs=cfg.warmup_epochs,
+        accum_steps=cfg.accum_steps, clip_grad=cfg.clip_grad, amp=cfg.amp, num_workers=cfg.num_workers,
+        seed=cfg.seed, checkpoint_every_steps=cfg.checkpoint_every_steps, best_metric="top1",
+        progress=cfg.progress,
+    )
+    config = config_to_dict(cfg)
+    parents = [str(cfg.init)] if cfg.init else []
+
+    def make_card(val: dict[str, Any]) -> ModelCard:
+        return ModelCard(arch=arch, arch_kwargs=arch_kwargs, preprocess=pre, labels=tuple(data.classes),
+                         task="classifier", data=dict(data.source_info),
+                         metrics={k: val[k] for k in ("top1", "top5", "loss", "n") if k in val},
+                         training={"command": "train", "parents": parents, "effective_batch": eff_batch, "lr": lr})
+
+    from compress.engine import resolve_amp
+
+    eval_fn = classification_eval(TransformDataset(data.val, eval_transform(pre)),
+                                  batch_size=cfg.eval_batch_size or 2 * cfg.batch_size, num_workers=cfg.num_workers,
+                                  amp_dtype=resolve_amp(cfg.amp, dist.device))
+    log.info("training %s %s on %d images (%d classes), val %d; lr %.3g for batch %d", arch,
+             {k: v for k, v in arch_kwargs.items() if k != "global_pool"}, len(data.train), len(data.classes),
+             len(data.val), lr, eff_batch)
+    fit(model, loss_fn=classification_loss(mixup, smoothing), optimizer=optimizer,
+        train_set=TransformDataset(data.train, train_tf), run_dir=run_dir, settings=settings, dist=dist,
+        make_card=make_card, config=config, eval_fn=eval_fn, resume=bool(cfg.resume))
+    return run_dir
+
+
+def _channel_stats(values: tuple[float, ...], channels: int) -> tuple[float, ...]:
+    if len(values) == channels:
+        return tuple(values)
+    if channels == 1:
+        return (sum(values) / len(values),)
+    return tuple(values) * 3 if len(values) == 1 else tuple(values)
+
+
+def _optimizer(model: nn.Module, *, lr: float, weight_decay: float, layer_decay: float) -> torch.optim.Optimizer:
+    """timm AdamW with layer-wise lr decay (``lr_scale`` per group) and no decay on 1-D params / no_weight_decay()."""
+    from timm.optim import create_optimizer_v2
+
+    return create_optimizer_v2(model, opt="adamw", lr=lr, weight_decay=weight_decay,
+                               layer_decay=layer_decay if layer_decay < 1 else None, betas=(0.9, 0.999))

@@ -1,0 +1,245 @@
+"""The export pipeline: checkpoint -> artifacts -> bundle -> gate through serve/ -> latency -> report.
+
+Order matters for failing early: the formats are checked against the machine (TensorRT, GPU) first, then
+the checkpoint and the evaluation data are loaded, and only then is anything converted.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.command import FORMATS, ExportConfig, ExportResult
+from export.errors import ToolMissing
+from export.gate import gate_artifact, thresholds_with_overrides
+from export.latency import interleaved_latency
+from export.onnx_export import INPUT_NAME, OUTPUT_NAME, artifact_metadata, check_batches, export_onnx, set_metadata, verify_onnx
+from serve.bundle import Artifact, Bundle, TensorSpec, sha256_file
+
+log = logging.getLogger(__name__)
+
+
+def resolve_formats(requested: tuple[str, ...]) -> tuple[str, ...]:
+    """The formats to build; asking for TensorRT on a machine without it raises ToolMissing at once."""
+    from export.tensorrt_build import tensorrt_status
+
+    wants_trt = [f for f in requested if f.startswith("tensorrt")]
+    if wants_trt:
+        ok, why = tensorrt_status()
+        if not ok:
+            raise ToolMissing(f"{', '.join(wants_trt)} requested, but {why}")
+    if requested:
+        return tuple(f for f in FORMATS if f in requested)
+    ok, why = tensorrt_status()
+    if not ok:
+        log.info("TensorRT formats skipped: %s", why)
+    return tuple(f for f in FORMATS if ok or not f.startswith("tensorrt"))
+
+
+def _model_name(cfg: ExportConfig, weights: Path) -> str:
+    if cfg.model_name:
+        return cfg.model_name
+    folder = weights.parent
+    if folder.name in ("best", "last", ".last.old"):
+        folder = folder.parent
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", folder.resolve().name) or "model"
+
+
+def _tools(extra: dict[str, str]) -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import timm
+    import torch
+
+    from tinymim import __version__
+
+    tools = {"tinymim": __version__, "torch": torch.__version__, "timm": timm.__version__,
+             "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+    for name in ("onnxscript", "onnxslim"):
+        try:
+            tools[name] = __import__(name).__version__
+        except (ImportError, AttributeError):
+            pass
+    tools.update(extra)
+    return tools
+
+
+def _artifact(out: Path, name: str, file: str, precision: str, runtime: str, fmt: str, **kw: Any) -> Artifact:
+    return Artifact(name=name, file=file, format=fmt, precision=precision, runtime=runtime,
+                    sha256=sha256_file(out / file), **kw)
+
+
+def export_bundle(cfg: ExportConfig) -> ExportResult:
+    from export.source import load_eval_set, load_source, serve_inputs, torch_reference
+
+    formats = resolve_formats(cfg.formats)
+    thresholds = thresholds_with_overrides(cfg.gate)
+    source = load_source(cfg.checkpoint)
+    card = source.card
+    evalset = load_eval_set(card, cfg.eval_data, eval_images=cfg.eval_images, calib_images=cfg.calib_images,
+                            seed=cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    input_shape = tuple(card.preprocess.input_size)
+    name = _model_name(cfg, source.weights)
+    meta = artifact_metadata(name, list(card.labels), card.preprocess.to_dict(), source_sha256=source.sha256)
+    notes: list[str] = []
+    report: dict[str, Any] = {"model_name": name, "max_batch": cfg.max_batch, "formats": list(formats),
+                              "exporter": cfg.exporter, "opset": cfg.opset}
+    artifacts: list[Artifact] = []
+    device_tools: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="tinymim-export-") as tmp:
+        work = Path(tmp)
+        exported = export_onnx(source.model, work / "exported.onnx", input_shape=input_shape,
+                               max_batch=cfg.max_batch, opset=cfg.opset, exporter=cfg.exporter)
+        report["verify_onnx"] = verify_onnx(exported, source.model, input_shape=input_shape, max_batch=cfg.max_batch)
+        chosen, portable = exported, exported
+        if cfg.optimise:
+            from export.optimize import choose_graph
+
+            heads = int(getattr(source.model.blocks[0].attn, "num_heads", 1)) if hasattr(source.model, "blocks") else 1
+            opt = choose_graph(exported, work / "opt", input_shape=input_shape, max_batch=cfg.max_batch,
+                               num_heads=heads, hidden_size=int(getattr(source.model, "embed_dim", 0)),
+                               threads=cfg.threads)
+            chosen, portable = opt.chosen_path, opt.portable_path
+            report["graph_optimisation"] = opt.to_dict()
+        shutil.copyfile(chosen, out / "model.onnx")
+        set_metadata(out / "model.onnx", {**meta, "tinymim.precision": "fp32"})
+        artifacts.append(_artifact(out, "onnx-fp32", "model.onnx", "fp32", "onnxruntime", "onnx"))
+
+        calib = serve_inputs(card, evalset.calibration) if ("onnx-int8" in formats or "tensorrt-int8" in formats) else None
+        report["quantization"] = {}
+        if "onnx-int8" in formats:
+            from export.quantize import quantize_dynamic_int8, quantize_static_qdq
+
+            report["quantization"]["onnx-int8"] = quantize_static_qdq(
+                portable, out / "model.int8.onnx", calib, flavour="cpu", method=cfg.calibration,
+                per_channel=cfg.per_channel, work_dir=work)
+            report["quantization"]["onnx-int8-dynamic"] = quantize_dynamic_int8(
+                portable, out / "model.int8-dynamic.onnx", per_channel=cfg.per_channel)
+            for art, file in (("onnx-int8", "model.int8.onnx"), ("onnx-int8-dynamic", "model.int8-dynamic.onnx")):
+                set_metadata(out / file, {**meta, "tinymim.precision": "int8",
+                                          "tinymim.quantization": str(report["quantization"][art])})
+                artifacts.append(_artifact(out, art, file, "int8", "onnxruntime", "onnx"))
+        for fmt in (f for f in formats if f.startswith("tensorrt")):
+            from export.quantize import quantize_static_qdq
+            from export.tensorrt_build import build_engine
+
+            precision = fmt.split("-")[1]
+            src = portable
+            if precision == "int8":
+                src = work / "model.int8-trt.onnx"
+                report["quantization"][fmt] = quantize_static_qdq(
+                    portable, src, calib, flavour="tensorrt", method=cfg.calibration, per_channel=cfg.per_channel,
+                    work_dir=work)
+            file = f"model.{precision}.plan"
+            sidecar = build_engine(src, out / file, precision=precision, input_shape=input_shape,
+                                   max_batch=cfg.max_batch, timing_cache=out / "timing.cache")
+            device_tools["tensorrt"] = sidecar["tensorrt"]
+            artifacts.append(_artifact(out, fmt, file, precision, "tensorrt", "tensorrt", device=sidecar))
+
+    bundle = Bundle(
+        model_name=name, labels=list(card.labels), preprocess=card.preprocess.to_dict(),
+        input=TensorSpec(INPUT_NAME, "FP32", [-1, *input_shape]), output=TensorSpec(OUTPUT_NAME, "FP32", [-1, card.num_classes]),
+        max_batch=cfg.max_batch, artifacts=artifacts,
+        source={"path": str(cfg.checkpoint), "weights": str(source.weights), "sha256": source.sha256,
+                "card": card.to_dict()},
+        tools=_tools(device_tools),
+    )
+    bundle.save(out)
+
+    # --- the gate, through serve/'s runtimes and preprocessing -------------------------------------
+    images = serve_inputs(card, evalset.images)
+    reference = torch_reference(source, evalset.images)
+    batches = check_batches(cfg.max_batch)
+    for a in artifacts:
+        a.gate = gate_artifact(bundle, a, images, evalset.labels, reference, thresholds=thresholds[a.precision],
+                               batches=batches, device="cuda" if a.runtime == "tensorrt" else "cpu")
+    _measure_latency(bundle, cfg, input_shape)
+    _decide_servable(artifacts, cfg.max_batch, notes)
+    bundle.save(out)
+
+    report.update({
+        "source": bundle.source | {"card": None},
+        "eval": {"source": evalset.source, "images": int(len(images)), "batches": list(batches),
+                 "reference_accuracy": float((reference.argmax(1) == evalset.labels).mean())},
+        "artifacts": [_artifact_summary(a) for a in artifacts],
+        "tools": bundle.tools, "notes": notes,
+    })
+    from export.report import write_report
+
+    write_report(report, out)
+    if cfg.triton_repo:
+        from export.triton import write_triton_repo
+
+        report["triton_models"] = write_triton_repo(bundle, cfg.triton_repo)
+    failed = _failed_requests(artifacts, formats)
+    if failed:
+        log.error("artifacts failing the gate: %s (bundle written, they are marked not servable)", ", ".join(failed))
+    return ExportResult(bundle=out, report=report, exit_code=3 if failed else 0, failed=failed)
+
+
+def _measure_latency(bundle: Bundle, cfg: ExportConfig, input_shape: tuple[int, ...]) -> None:
+    from serve.runtimes import open_runtime
+
+    runtimes = {}
+    for a in bundle.artifacts:
+        if a.gate.get("passed"):
+            runtimes[a.name] = open_runtime(bundle, a, threads=cfg.threads) if a.runtime == "onnxruntime" else open_runtime(bundle, a)
+    try:
+        lat = interleaved_latency({n: r.infer for n, r in runtimes.items()}, input_shape=input_shape,  # type: ignore[arg-type]
+                                  batch_sizes=tuple(sorted({1, cfg.max_batch})), repeats=cfg.latency_repeats)
+    finally:
+        for r in runtimes.values():
+            r.close()
+    for a in bundle.artifacts:
+        a.latency_ms = lat.get(a.name, {})
+
+
+def _decide_servable(artifacts: list[Artifact], max_batch: int, notes: list[str]) -> None:
+    """Gate failures -> not servable. INT8 ships only if faster than FP32 at max batch; the faster INT8 wins."""
+    key = str(max_batch)
+    for a in artifacts:
+        if not a.gate.get("passed"):
+            a.servable, a.reason = False, "failed the accuracy gate: " + "; ".join(a.gate.get("failures", []))
+    fp32 = next((a for a in artifacts if a.name == "onnx-fp32"), None)
+    int8 = [a for a in artifacts if a.runtime == "onnxruntime" and a.precision == "int8" and a.servable]
+    for a in int8:
+        if fp32 is not None and fp32.latency_ms and a.latency_ms.get(key, np.inf) >= fp32.latency_ms.get(key, 0):
+            a.servable = False
+            a.reason = (f"passed the gate but is not faster than FP32 here ({a.latency_ms[key]:.2f} ms vs "
+                        f"{fp32.latency_ms[key]:.2f} ms at batch {key})")
+    int8 = [a for a in int8 if a.servable]
+    if len(int8) > 1:
+        best = min(int8, key=lambda a: a.latency_ms[key])
+        for a in int8:
+            if a is not best:
+                a.servable = False
+                a.reason = f"passed the gate, but {best.name} is faster ({best.latency_ms[key]:.2f} ms vs {a.latency_ms[key]:.2f} ms at batch {key})"
+    for a in artifacts:
+        if not a.servable:
+            notes.append(f"{a.name} not servable: {a.reason}")
+
+
+def _failed_requests(artifacts: list[Artifact], formats: tuple[str, ...]) -> list[str]:
+    """Requested formats with no artifact passing the gate (speed-based refusals are not failures)."""
+    failed = []
+    groups = {"onnx": ["onnx-fp32"], "onnx-int8": ["onnx-int8", "onnx-int8-dynamic"],
+              "tensorrt-fp16": ["tensorrt-fp16"], "tensorrt-int8": ["tensorrt-int8"]}
+    for fmt in formats:
+        members = [a for a in artifacts if a.name in groups[fmt]]
+        if members and not any(a.gate.get("passed") for a in members):
+            failed.extend(a.name for a in members)
+    return failed
+
+
+def _artifact_summary(a: Artifact) -> dict[str, Any]:
+    return {"name": a.name, "file": a.file, "format": a.format, "precision": a.precision, "runtime": a.runtime,
+            "sha256": a.sha256, "servable": a.servable, "reason": a.reason, "gate": a.gate,
+            "latency_ms": a.latency_ms, "device": a.device}

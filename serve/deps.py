@@ -1,0 +1,42 @@
+"""Typed FastAPI dependencies shared by the routers: the service, readiness, the API key."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from serve.errors import RequestError
+from serve.service import InferenceService
+
+
+def get_service(request: Request) -> InferenceService:
+    return request.app.state.service
+
+
+Service = Annotated[InferenceService, Depends(get_service)]
+
+
+def ready_service(service: Service) -> InferenceService:
+    if not service.ready:
+        raise RequestError("model is not ready (loading, warming up or shutting down)", status=503,
+                           headers={"Retry-After": "1"})
+    return service
+
+
+ReadyService = Annotated[InferenceService, Depends(ready_service)]
+
+
+def require_api_key(request: Request, service: Service) -> None:
+    """With an API key configured: 'Authorization: Bearer KEY' or 'X-API-Key: KEY', compared in constant time."""
+    key = service.settings.api_key
+    if key is None:
+        return
+    given = request.headers.get("x-api-key")
+    auth = request.headers.get("authorization", "")
+    if given is None and auth[:7].lower() == "bearer ":
+        given = auth[7:].strip()
+    if given is None or not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
+        raise RequestError("missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                           status=401, headers={"WWW-Authenticate": "Bearer"})

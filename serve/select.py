@@ -1,0 +1,103 @@
+"""Which artifact to serve: by name, or ``auto`` = the fastest gate-passing artifact that runs on this machine.
+
+Eligible for ``auto``: servable artifacts whose gate passed; an artifact without a gate verdict is eligible
+only if it is the FP32 ONNX reference (the gate compares the others against it). Candidates are ranked by
+the batch-1 latency recorded at export (``latency_ms["1"]``; unknown latencies rank last, TensorRT before
+ONNX Runtime INT8 before FP32), then opened in that order; the first that opens here wins. Every skip is
+logged with its reason, so the log says why the served artifact was chosen.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from serve.bundle import Artifact, Bundle
+from serve.errors import BundleError, RuntimeUnavailable
+from serve.runtimes import Runtime, open_runtime
+
+log = logging.getLogger(__name__)
+
+_FALLBACK_ORDER = {("tensorrt", "int8"): 0, ("tensorrt", "fp16"): 1, ("tensorrt", "fp32"): 2,
+                   ("onnxruntime", "int8"): 3, ("onnxruntime", "fp16"): 4, ("onnxruntime", "fp32"): 5}
+
+
+@dataclass(frozen=True)
+class Selection:
+    artifact: Artifact
+    runtime: Runtime
+    device: str
+    reason: str
+
+
+def _eligible(a: Artifact) -> str | None:
+    """None if eligible for auto, else why not."""
+    if not a.servable:
+        return f"not servable ({a.reason or 'no reason recorded'})"
+    passed = a.gate.get("passed") if a.gate else None
+    if passed is True:
+        return None
+    if passed is None and a.format == "onnx" and a.precision == "fp32":
+        return None  # the reference artifact
+    return "did not pass the accuracy gate" if passed is False else "has no gate verdict"
+
+
+def _rank(a: Artifact) -> tuple[float, int]:
+    lat = a.latency_ms.get("1") if a.latency_ms else None
+    return (float(lat) if lat is not None else float("inf"), _FALLBACK_ORDER.get((a.runtime, a.precision), 9))
+
+
+def _devices(a: Artifact, device: str) -> list[str]:
+    if a.runtime == "tensorrt":
+        return ["cuda"]
+    if device != "auto":
+        return [device]
+    try:
+        import onnxruntime as ort
+
+        has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    except ImportError:
+        has_cuda = False
+    return ["cuda", "cpu"] if has_cuda else ["cpu"]
+
+
+def _open(bundle: Bundle, a: Artifact, device: str, threads: int | None) -> tuple[Runtime, str]:
+    errors = []
+    for dev in _devices(a, device):
+        try:
+            return open_runtime(bundle, a, device=dev, threads=threads), dev
+        except (RuntimeUnavailable, ImportError, OSError) as err:
+            errors.append(f"{dev}: {err}")
+    raise RuntimeUnavailable(f"artifact {a.name} cannot run here: " + "; ".join(errors))
+
+
+def select_runtime(bundle: Bundle, name: str = "auto", *, device: str = "auto", threads: int | None = None) -> Selection:
+    """Open the runtime to serve; raise BundleError/RuntimeUnavailable with the reasons when none fits."""
+    if name != "auto":
+        a = bundle.artifact(name)
+        if not a.servable:
+            raise BundleError(f"artifact {name} is marked not servable: {a.reason or 'no reason recorded'}")
+        rt, dev = _open(bundle, a, device, threads)
+        return Selection(a, rt, dev, f"requested by name ({name})")
+    skipped = []
+    candidates = []
+    for a in bundle.artifacts:
+        why = _eligible(a)
+        if why:
+            skipped.append(f"{a.name}: {why}")
+        else:
+            candidates.append(a)
+    for a in sorted(candidates, key=_rank):
+        try:
+            rt, dev = _open(bundle, a, device, threads)
+        except RuntimeUnavailable as err:
+            skipped.append(str(err))
+            log.info("auto: skipping %s", err)
+            continue
+        lat = a.latency_ms.get("1") if a.latency_ms else None
+        speed = f"{lat} ms at batch 1 at export" if lat is not None else "no recorded latency"
+        reason = f"fastest eligible artifact that runs here ({speed}, device {dev})"
+        if skipped:
+            reason += "; skipped: " + "; ".join(skipped)
+        return Selection(a, rt, dev, reason)
+    raise RuntimeUnavailable("no artifact of the bundle can be served here: " + ("; ".join(skipped) or "it has none"))

@@ -1,0 +1,58 @@
+"""Shared helpers for compress/ tests: tiny models, tiny image folders, subprocess CLI runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A 2-block ViT on 16-28 px images: seconds per epoch on one CPU thread.
+TINY_ARCH = ["--depth", "2", "--embed-dim", "32", "--num-heads", "2"]
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONHASHSEED="0")
+    return env
+
+
+def tinymim_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tinymim.cli", *args]
+
+
+def run_tinymim(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(tinymim_cmd(*args), cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def write_image(path: Path, color: tuple[int, int, int], *, size: int = 20, mode: str = "RGB", fmt: str | None = None,
+                noise_seed: int = 0) -> Path:
+    """A flat-coloured image with a little noise, saved in the format given by the suffix."""
+    rng = np.random.default_rng(noise_seed)
+    arr = np.clip(np.array(color)[None, None, :] + rng.integers(-10, 10, (size, size, 3)), 0, 255).astype(np.uint8)
+    img = Image.fromarray(arr, "RGB")
+    if mode == "L":
+        img = img.convert("L")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format=fmt)
+    return path
+
+
+COLORS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+
+
+@pytest.fixture
+def color_folder(tmp_path: Path) -> Path:
+    """PATH/<class>/*.{png,jpg,bmp,webp}: 3 colour classes x 8 images, mixed formats and modes."""
+    root = tmp_path / "colors"
+    exts = [".png", ".jpg", ".bmp", ".webp"]
+    for c, (name, color) in enumerate(COLORS.items()):
+        for i in range(8):
+            write_image(root / name / f"{i}{exts[i % 4]}", color, mode="L" if i == 3 else "RGB", noise_seed=10 * c + i)
+    return root
