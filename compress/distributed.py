@@ -60,6 +60,8 @@ def init_distributed(device: str = "auto") -> DistInfo:
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
             log.info("joined process group: rank %d of %d on %s", rank, world, dev)
+        if rank != 0:  # rank-0-only logging: other ranks report warnings and errors only
+            logging.getLogger().setLevel(logging.WARNING)
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=dev)
 
 
@@ -118,14 +120,19 @@ class SeededDataset:
         return len(self.ds)
 
     def __getitem__(self, i: int) -> Any:
-        s = np.random.SeedSequence([self.seed, self.epoch, int(i)]).generate_state(2)
-        py_state, np_state = random.getstate(), np.random.get_state()
-        with torch.random.fork_rng(devices=[]):
-            random.seed(int(s[0]))
-            np.random.seed(int(s[1]))
-            torch.manual_seed(int(s[0]) << 32 | int(s[1]))
-            try:
-                return self.ds[i]
-            finally:
+        # One 63-bit seed per (seed, epoch, index); MT19937's init_by_array mixes it well for python and
+        # numpy, and torch's generator takes all 64 bits.
+        s = ((self.seed * 1_000_003 + self.epoch) * 1_000_000_007 + int(i)) % (2**63)
+        main = torch.utils.data.get_worker_info() is None  # workers' RNGs are not used by anything else
+        if main:
+            py_state, np_state, t_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        random.seed(s)
+        np.random.seed([s & 0xFFFFFFFF, s >> 32])
+        torch.default_generator.manual_seed(s)
+        try:
+            return self.ds[i]
+        finally:
+            if main:
                 random.setstate(py_state)
                 np.random.set_state(np_state)
+                torch.set_rng_state(t_state)

@@ -133,14 +133,14 @@ def train_classifier(cfg: Any) -> Path:
     crop_pct = cfg.crop_pct or (1.0 if data.native_size else 0.875)
     pre = Preprocess(input_size=(channels, arch_kwargs["img_size"], arch_kwargs["img_size"]), mean=mean, std=std,
                      interpolation=cfg.interpolation, crop_pct=crop_pct)
-    if cfg.no_aug:
+    if not cfg.augment:
         train_tf = eval_transform(pre)
     else:
         train_tf = train_transform(pre, rand_augment=None if cfg.rand_augment.lower() == "none" else cfg.rand_augment,
                                    random_erasing=cfg.random_erasing, hflip=cfg.hflip,
                                    crop_scale=(cfg.crop_scale_min, 1.0))
     mixup = build_mixup(cfg.mixup, cfg.cutmix, cfg.label_smoothing, len(data.classes)) if cfg.uses_mixup else None
-    smoothing = 0.0 if cfg.no_aug else cfg.label_smoothing
+    smoothing = cfg.label_smoothing if cfg.augment else 0.0
     eff_batch = cfg.batch_size * cfg.accum_steps * dist.world_size
     lr = cfg.lr if cfg.lr is not None else cfg.base_lr * eff_batch / 256
     optimizer = _optimizer(model, lr=lr, weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay)

@@ -24,7 +24,7 @@ import numpy as np
 
 from export.errors import ConversionError
 from export.latency import interleaved_latency
-from export.onnx_export import INPUT_NAME, OUTPUT_NAME, check_graph
+from export.onnx_export import check_graph
 
 log = logging.getLogger(__name__)
 
@@ -144,4 +144,4 @@ def copy_graph(src: Path, dst: Path) -> Path:
     return dst
 
 
-__all__ = ["Optimisation", "choose_graph", "copy_graph", "INPUT_NAME", "OUTPUT_NAME"]
+__all__ = ["Optimisation", "choose_graph", "copy_graph"]

@@ -49,9 +49,18 @@ class EvalSet:
     source: str
 
 
-def _card_data(card: Any) -> tuple[str | None, float]:
+def _card_data(card: Any) -> tuple[str | None, float, int | None]:
+    """(data, val_split, split seed) the model was trained with, from the card's data and training config.
+
+    The split settings matter for image folders without train/ and val/: the same ``val_split`` and
+    ``seed`` rebuild the same held-out images, so the gate never evaluates on training images.
+    """
     data = card.data or {}
-    return data.get("source") or data.get("data"), float(data.get("val_split", 0.1))
+    config = (card.training or {}).get("config") or {}
+    source = data.get("source") or data.get("data") or config.get("data")
+    val_split = float(data.get("val_split", config.get("val_split", 0.1)))
+    seed = data.get("seed", config.get("seed"))
+    return source, val_split, (int(seed) if seed is not None else None)
 
 
 def load_eval_set(card: Any, eval_data: str | None, *, eval_images: int, calib_images: int, seed: int = 0) -> EvalSet:
@@ -62,7 +71,9 @@ def load_eval_set(card: Any, eval_data: str | None, *, eval_images: int, calib_i
     """
     from compress.data import build_datasets
 
-    data, val_split = _card_data(card)
+    data, val_split, split_seed = _card_data(card)
+    if split_seed is not None and not eval_data:
+        seed = split_seed
     data = eval_data or data
     if not data:
         raise EvalDataError(

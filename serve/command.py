@@ -43,6 +43,27 @@ def settings_from_args(args: argparse.Namespace):
     return load_settings(**{k: getattr(args, k, None) for k in keys})
 
 
+def _server_class():
+    import contextlib
+
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn re-raises SIGTERM after its graceful shutdown, so the process would die "killed by signal"
+        (exit -15/143). Our shutdown is complete and clean at that point, so we exit 0 instead."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    if self.started and hasattr(self, "_captured_signals"):
+                        self._captured_signals.clear()
+
+    return GracefulServer
+
+
 def run_server(settings, *, access_log: bool = False) -> None:
     """Serve ``settings.bundle`` in this process until SIGTERM/SIGINT (blocking)."""
     import uvicorn
@@ -56,7 +77,7 @@ def run_server(settings, *, access_log: bool = False) -> None:
         app, host=settings.host, port=settings.port, log_config=None, access_log=access_log,
         timeout_graceful_shutdown=int(settings.graceful_timeout_s), lifespan="on",
     )
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
     server.run()
     if not server.started:
         from serve.errors import ServeError

@@ -56,7 +56,8 @@ class DistillConfig:
     temperature: float = field(default=4.0, metadata=field_help("logits method: KD temperature T (loss x T^2)"))
     alpha: float = field(default=0.5, metadata=field_help("logits method: weight of KD vs the label loss"))
     epochs: int = field(default=100, metadata=field_help("distillation epochs"))
-    warmup_epochs: float = field(default=5.0, metadata=field_help("linear warm-up epochs (then cosine to 0)"))
+    warmup_epochs: float | None = field(default=None, metadata=field_help(
+        "linear warm-up epochs, then cosine to 0 (default: 5%% of epochs, the paper's 15 of 300)"))
     batch_size: int = field(default=256, metadata=field_help("batch size per process"))
     base_lr: float = field(default=1.5e-4, metadata=field_help("lr = base_lr x total batch / 256"))
     weight_decay: float = field(default=0.05, metadata=field_help("AdamW weight decay (not on 1-D params/biases)"))
@@ -74,6 +75,11 @@ class DistillConfig:
     stages: tuple[dict, ...] = field(default=(), metadata=field_help(
         "YAML only: a chain, list of per-stage overrides (e.g. [{student: vit_small}, {student: vit_tiny}])"))
 
+    @property
+    def warmup(self) -> float:
+        """Warm-up epochs: as given, or 5% of the epochs (METHOD.md section 3: 15 of 300)."""
+        return self.epochs * 0.05 if self.warmup_epochs is None else self.warmup_epochs
+
     def validate(self) -> None:
         from compress.losses import parse_methods
 
@@ -81,7 +87,8 @@ class DistillConfig:
         parse_methods(self.method)
         require(self.epochs > 0 and self.batch_size > 0, "epochs and batch_size must be positive")
         require(self.base_lr > 0 and self.weight_decay >= 0, "base_lr must be > 0 and weight_decay >= 0")
-        require(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs must be in [0, epochs]")
+        require(self.warmup_epochs is None or 0 <= self.warmup_epochs <= self.epochs,
+                f"warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
         require(0 <= self.drop_path < 1, "drop_path must be in [0, 1)")
         require(0 < self.crop_scale_min <= 1, "crop_scale_min must be in (0, 1]")
         require(self.temperature > 0 and 0 <= self.alpha <= 1, "need temperature > 0 and 0 <= alpha <= 1")
@@ -97,6 +104,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # --resume --output RUN without --config continues with the run's own config.yaml (flags still override).
+    if getattr(args, "resume", None) and getattr(args, "output", None) and not getattr(args, "config", None):
+        saved = Path(args.output) / "config.yaml"
+        if saved.is_file():
+            args.config = str(saved)
     cfg = config_from_args(DistillConfig, args)
     run_dir = run_config(cfg)
     print(f"student checkpoint: {run_dir / 'last'}  (fine-tune with: tinymim train --init {run_dir})")

@@ -4,13 +4,14 @@ Recipe (METHOD.md section 3, scaled to CPU): AdamW (0.9, 0.999), lr = base_lr * 
 linear warm-up then cosine, weight decay 0.05 (none on 1-D params, pos_embed, cls_token), layer-wise lr
 decay 0.65, drop path linear to 0.1, Mixup 0.8 / CutMix 1.0 with label smoothing 0.1 (soft-target CE),
 RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25, global average pooling + fc_norm.
-``--no-aug`` turns every augmentation off (tiny data, smoke tests).
+``--no-augment`` turns every augmentation off (tiny data, smoke tests).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -55,7 +56,7 @@ class TrainConfig:
     random_erasing: float = field(default=0.25, metadata=field_help("random erasing probability"))
     crop_scale_min: float = field(default=0.08, metadata=field_help("smallest area fraction of RandomResizedCrop"))
     hflip: float = field(default=0.5, metadata=field_help("horizontal flip probability"))
-    no_aug: bool = field(default=False, metadata=field_help("turn off every augmentation (crop, flip, RandAugment, erasing, Mixup/CutMix)"))
+    augment: bool = field(default=True, metadata=field_help("--no-augment turns off every augmentation (crop, flip, RandAugment, erasing, Mixup/CutMix, label smoothing)"))
     mean: tuple[float, ...] | None = field(default=None, metadata=field_help("normalisation mean (default: the data's)"))
     std: tuple[float, ...] | None = field(default=None, metadata=field_help("normalisation std (default: the data's)"))
     interpolation: Literal["bicubic", "bilinear", "nearest"] = field(default="bicubic", metadata=field_help("resize interpolation"))
@@ -114,7 +115,7 @@ class TrainConfig:
 
     @property
     def uses_mixup(self) -> bool:
-        return not self.no_aug and (self.mixup > 0 or self.cutmix > 0)
+        return self.augment and (self.mixup > 0 or self.cutmix > 0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
             args.config = str(saved)
     cfg = config_from_args(TrainConfig, args)
     run_dir = run_config(cfg)
-    print(f"run folder: {run_dir}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"run folder: {run_dir}")
     return 0
 
 

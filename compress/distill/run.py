@@ -81,7 +81,7 @@ def distill_once(cfg: "DistillConfig") -> Path:
     lr = scaled_lr(cfg.base_lr, cfg.batch_size * dist.world_size)
     optimizer = build_optimizer(d.module, lr=lr, weight_decay=cfg.weight_decay)
     trains_head = any(m.startswith("logits") for m, _ in methods)
-    settings = FitSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, warmup_epochs=cfg.warmup_epochs,
+    settings = FitSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, warmup_epochs=cfg.warmup,
                            amp=cfg.amp, num_workers=cfg.num_workers, seed=cfg.seed,
                            checkpoint_every_steps=cfg.checkpoint_every_steps,
                            best_metric="top1" if trains_head else None, progress=cfg.progress)

@@ -104,7 +104,11 @@ def _from_timm_name(name: str, *, weights: str | None, mean: tuple[float, ...] |
     kwargs["in_chans"] = chans
     if img_size is not None:
         kwargs["img_size"] = img_size
-    model = timm.create_model(arch, **kwargs)
+    try:
+        model = timm.create_model(arch, **kwargs)
+    except TypeError:  # CNNs take any input size and have no img_size argument
+        kwargs.pop("img_size", None)
+        model = timm.create_model(arch, **kwargs)
     classes = num_classes or _state_dict_num_classes(model, sd)
     if classes is not None and classes != getattr(model, "num_classes", classes):
         model = timm.create_model(arch, num_classes=classes, **kwargs)

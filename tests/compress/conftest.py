@@ -54,5 +54,5 @@ def color_folder(tmp_path: Path) -> Path:
     exts = [".png", ".jpg", ".bmp", ".webp"]
     for c, (name, color) in enumerate(COLORS.items()):
         for i in range(8):
-            write_image(root / name / f"{i}{exts[i % 4]}", color, mode="L" if i == 3 else "RGB", noise_seed=10 * c + i)
+            write_image(root / name / f"{i}{exts[i % 4]}", color, mode="L" if i == 2 else "RGB", noise_seed=10 * c + i)
     return root

@@ -1,0 +1,59 @@
+"""TensorRT: the device check runs everywhere; engine builds and the gate run only with a GPU + tensorrt."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from serve.errors import RuntimeUnavailable
+from serve.runtimes.tensorrt import check_device
+
+BUILT = {"tensorrt": "10.9.0", "gpu": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
+
+
+def test_engine_from_another_device_is_refused_with_rebuild_hint():
+    check_device(BUILT, dict(BUILT))  # same device: fine
+    with pytest.raises(RuntimeUnavailable, match="rebuild on this device") as err:
+        check_device(BUILT, {**BUILT, "gpu": "NVIDIA L4", "compute_capability": "8.9"})
+    assert "NVIDIA L4" in str(err.value) and "compute_capability" in str(err.value)
+    with pytest.raises(RuntimeUnavailable, match="tensorrt '10.9.0' at build time, '11.0.0' here"):
+        check_device(BUILT, {**BUILT, "tensorrt": "11.0.0"})
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+def test_tensorrt_fp16_and_int8_pass_the_gate(tiny_checkpoint, tmp_path):
+    from export.command import ExportConfig, run_config
+    from serve.bundle import load_bundle
+
+    r = run_config(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(tmp_path / "b"),
+                                formats=("onnx", "tensorrt-fp16", "tensorrt-int8"), eval_images=200,
+                                calib_images=64, max_batch=8, latency_repeats=2, triton_repo=str(tmp_path / "t")))
+    bundle = load_bundle(r.bundle)
+    for name in ("tensorrt-fp16", "tensorrt-int8"):
+        a = bundle.artifact(name)
+        assert a.gate["passed"], a.gate["failures"]
+        assert set(a.gate["per_batch"]) == {"1", "7", "8"}
+        side = json.loads((r.bundle / (a.file + ".json")).read_text())
+        assert side["profile"]["max"][0] == 8 and side["profile"]["min"][0] == 1
+        assert side["source_onnx_sha256"] and side["gpu"] and side["compute_capability"]
+    assert (tmp_path / "t" / f"{bundle.model_name}_tensorrt_fp16" / "1" / "model.plan").is_file()
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+def test_engine_with_mismatched_sidecar_does_not_load(tiny_checkpoint, tmp_path):
+    from export.command import ExportConfig, run_config
+    from serve.bundle import load_bundle
+    from serve.runtimes import open_runtime
+
+    r = run_config(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(tmp_path / "b"), formats=("tensorrt-fp16",),
+                                eval_images=50, max_batch=4, latency_repeats=1, optimise=False))
+    bundle = load_bundle(r.bundle)
+    a = bundle.artifact("tensorrt-fp16")
+    side_path = r.bundle / (a.file + ".json")
+    side = json.loads(side_path.read_text())
+    side_path.write_text(json.dumps({**side, "gpu": "Some Other GPU"}))
+    with pytest.raises(RuntimeUnavailable, match="rebuild on this device"):
+        open_runtime(bundle, a)

@@ -1,0 +1,130 @@
+"""The dynamic batcher on a real ONNX Runtime session: batching, routing, queue limits, timeouts, drain."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from serve.batcher import DynamicBatcher
+from serve.bundle import load_bundle
+from serve.errors import Overloaded
+from serve.metrics import ServiceMetrics
+from serve.runtimes import open_runtime
+from serve.stats import ModelStats
+
+
+@pytest.fixture(scope="module")
+def runtime(tiny):
+    b = load_bundle(tiny.path)
+    rt = open_runtime(b, b.artifact("onnx-fp32"), threads=1)
+    yield rt
+    rt.close()
+
+
+def _batcher(runtime, **kw):
+    kw = {"max_batch": 8, "max_delay_s": 0.05, "max_queue": 64, "policy": "always", **kw}
+    return DynamicBatcher(runtime, metrics=ServiceMetrics(8), stats=ModelStats("m", "1"), **kw)
+
+
+def _samples(n, seed=0):
+    return np.random.default_rng(seed).standard_normal((n, 1, 3, 32, 32)).astype(np.float32)
+
+
+def test_concurrent_requests_form_one_batch_and_get_their_own_rows(runtime):
+    xs = _samples(6)
+    want = runtime.infer(xs[:, 0])
+
+    async def main():
+        b = _batcher(runtime)
+        await b.warmup((3, 32, 32), [1, 6])
+        b.start()
+        res = await asyncio.gather(*(b.submit(x, timeout_s=5) for x in xs))
+        await b.drain()
+        return b, res
+
+    b, res = asyncio.run(main())
+    for i, (r,) in enumerate(res):
+        assert r.batch_size == 6
+        np.testing.assert_allclose(r.logits, want[i], atol=1e-5)
+    assert b.stats.execution_count == 1 and b.stats.inference_count == 6
+
+
+def test_batches_are_capped_at_max_batch(runtime):
+    async def main():
+        b = _batcher(runtime, max_batch=4)
+        b.start()
+        res = await asyncio.gather(*(b.submit(x, timeout_s=5) for x in _samples(10)))
+        await b.drain()
+        return res
+
+    sizes = sorted(r[0].batch_size for r in asyncio.run(main()))
+    assert max(sizes) == 4 and len(sizes) == 10
+
+
+def test_full_queue_is_refused_at_once(runtime):
+    async def main():
+        b = _batcher(runtime, max_queue=3, max_delay_s=0.2)
+        b.start()
+        first = asyncio.create_task(b.submit(_samples(1)[0], timeout_s=5))
+        await asyncio.sleep(0)
+        with pytest.raises(Overloaded) as info:
+            await b.submit(np.zeros((3, 3, 32, 32), np.float32), timeout_s=5)
+        assert info.value.status == 503 and info.value.headers["Retry-After"]
+        await first
+        await b.drain()
+
+    asyncio.run(main())
+
+
+def test_timeout_cancels_work_still_queued(runtime):
+    async def main():
+        b = _batcher(runtime, max_delay_s=0.3)
+        b.start()
+        with pytest.raises(Overloaded, match="timed out"):
+            await b.submit(_samples(1)[0], timeout_s=0.02)
+        await asyncio.sleep(0.4)  # past the batch delay: the cancelled sample must not run
+        assert b.stats.execution_count == 0 and b.depth == 0
+        (r,) = await b.submit(_samples(1)[0], timeout_s=5)  # the worker is still alive
+        await b.drain()
+        return b
+
+    b = asyncio.run(main())
+    assert b.stats.execution_count == 1 and b.metrics.timeouts._value.get() == 1
+
+
+def test_arrivals_policy_does_not_wait_for_nobody(runtime):
+    async def main():
+        b = _batcher(runtime, max_delay_s=2.0, policy="arrivals")
+        b.start()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await b.submit(_samples(1)[0], timeout_s=5)
+        dt = loop.time() - t0
+        with b.arriving() as arrival:  # an announced request makes the worker wait for it
+            task = asyncio.create_task(b.submit(_samples(1)[0], timeout_s=5))
+            await asyncio.sleep(0.05)
+            assert b.depth == 1  # queued, waiting for the announced one
+            (r2,) = await b.submit(_samples(1, 1)[0], timeout_s=5, arrival=arrival)
+        (r1,) = await task
+        await b.drain()
+        return dt, r1, r2
+
+    dt, r1, r2 = asyncio.run(main())
+    assert dt < 1.0  # far below the 2 s delay: nobody else was arriving
+    assert r1.batch_size == r2.batch_size == 2
+
+
+def test_drain_finishes_queued_work_then_refuses(runtime):
+    async def main():
+        b = _batcher(runtime, max_delay_s=0.2)
+        b.start()
+        tasks = [asyncio.create_task(b.submit(x, timeout_s=5)) for x in _samples(3)]
+        await asyncio.sleep(0.01)
+        await b.drain()
+        assert all(t.done() and not t.exception() for t in tasks)
+        with pytest.raises(Overloaded, match="shutting down"):
+            await b.submit(_samples(1)[0], timeout_s=5)
+
+    asyncio.run(main())

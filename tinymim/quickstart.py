@@ -1,0 +1,172 @@
+"""``tinymim quickstart``: the whole product on built-in data, one stage after another.
+
+1. teacher   ``tinymim train``   a ViT-S-width teacher on Fashion-MNIST
+2. distill   ``tinymim distill`` a ViT-T-width student from it, method relation (TinyMIM)
+3. finetune  ``tinymim train --init`` the distilled student
+4. export    ``tinymim export``  ONNX FP32 + INT8 (+ TensorRT FP16 on a GPU) behind the accuracy gate
+5. serve     ``tinymim serve``   a real server on a free loopback port; held-out images over HTTP;
+             ``tinymim bench`` against it; the server is stopped with SIGTERM
+6. summary   parameters, accuracy, latency, speed-up and accuracy cost -> summary.md / summary.json / PNG
+
+Each stage calls the same ``run_config`` the CLI runs and records ``stage.json`` in its folder when it
+finishes; re-running reuses finished stages whose settings did not change (``--fresh`` starts over). A stage
+that fails stops the run with that stage's own error and keeps everything already done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from compress.configio import add_config_arguments, config_from_args, field_help, require
+
+log = logging.getLogger(__name__)
+
+STAGE_FILE = "stage.json"
+
+
+@dataclass(frozen=True)
+class QuickstartConfig:
+    out: str = field(default="runs/quickstart", metadata=field_help("run folder (one sub-folder per stage)"))
+    device: Literal["cpu", "cuda"] = field(default="cpu", metadata=field_help("where to train"))
+    size: Literal["auto", "cpu", "tiny", "standard"] = field(default="auto", metadata=field_help(
+        "model/data scale: cpu (fits ~5 min on 2 cores), tiny (a ~1 min smoke run), standard (ViT-S/ViT-T at "
+        "224 px, for GPUs); auto = cpu on --device cpu, standard on cuda"))
+    fresh: bool = field(default=False, metadata=field_help("delete the run folder and start over"))
+    port: int = field(default=0, metadata=field_help("server port (0: a free loopback port)"))
+    bench_seconds: float = field(default=5.0, metadata=field_help("seconds per concurrency level in the bench"))
+    http_images: int = field(default=200, metadata=field_help("held-out images classified over HTTP"))
+    progress: bool = field(default=True, metadata=field_help("progress bars"))
+
+    def validate(self) -> None:
+        require(self.bench_seconds > 0, f"bench_seconds must be positive, got {self.bench_seconds}")
+        require(self.http_images >= 1, f"http_images must be at least 1, got {self.http_images}")
+        require(0 <= self.port <= 65535, f"port must be in 0..65535, got {self.port}")
+
+    @property
+    def scale(self) -> str:
+        if self.size != "auto":
+            return self.size
+        return "standard" if self.device == "cuda" else "cpu"
+
+
+# Sizes per scale. cpu: measured to fit the 10-minute budget on a 2-core machine (see BENCHMARKS.md).
+# Patch 7 on 28 px images gives 16 tokens: the widths and head counts are ViT-S (384/6) and ViT-T (192/3).
+SCALES: dict[str, dict[str, dict[str, Any]]] = {
+    "tiny": {
+        "teacher": dict(arch="vit_small", img_size=28, patch_size=7, depth=2, epochs=1, limit_train=3000,
+                        limit_val=1000, batch_size=64, lr=1e-3),
+        "distill": dict(student="vit_tiny", student_depth=2, epochs=1, limit_train=3000, limit_val=1000,
+                        batch_size=64, base_lr=1e-3),
+        "finetune": dict(epochs=1, limit_train=3000, limit_val=1000, batch_size=64, lr=1e-3),
+    },
+    "cpu": {
+        "teacher": dict(arch="vit_small", img_size=28, patch_size=7, depth=4, epochs=2, limit_train=20000,
+                        batch_size=128, lr=2e-3),
+        "distill": dict(student="vit_tiny", student_depth=4, epochs=2, limit_train=20000, batch_size=128,
+                        base_lr=1e-3),
+        "finetune": dict(epochs=2, limit_train=30000, batch_size=128, lr=2e-3),
+    },
+    "standard": {
+        "teacher": dict(arch="vit_small", img_size=224, patch_size=16, epochs=10, batch_size=128, lr=1e-3),
+        "distill": dict(student="vit_tiny", epochs=10, batch_size=128, base_lr=1.5e-4 * 8),
+        "finetune": dict(epochs=10, batch_size=128, lr=1e-3),
+    },
+}
+# Augmentation for short runs: crops/flips only (RandAugment, Mixup/CutMix and erasing pay off over long
+# schedules; on a 2-epoch CPU run they cost accuracy).
+SHORT_RUN_TRAIN = dict(rand_augment="none", mixup=0.0, cutmix=0.0, random_erasing=0.0, label_smoothing=0.1,
+                       crop_scale_min=0.6, hflip=0.5, warmup_epochs=0.2, drop_path=0.0, checkpoint_every_steps=0)
+
+
+class Stage:
+    """A finished-marker around one step: skips work whose recorded settings match."""
+
+    def __init__(self, root: Path, name: str, settings: dict[str, Any]) -> None:
+        self.dir = root / name
+        self.name = name
+        self.settings = json.loads(json.dumps(settings, default=str))
+
+    def done(self) -> dict[str, Any] | None:
+        marker = self.dir / STAGE_FILE
+        if not marker.is_file():
+            return None
+        rec = json.loads(marker.read_text())
+        return rec["result"] if rec.get("settings") == self.settings else None
+
+    def finish(self, result: dict[str, Any], seconds: float) -> dict[str, Any]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        rec = {"settings": self.settings, "result": result, "seconds": round(seconds, 1)}
+        tmp = self.dir / (STAGE_FILE + ".tmp")
+        tmp.write_text(json.dumps(rec, indent=2, default=str))
+        tmp.replace(self.dir / STAGE_FILE)
+        return result
+
+
+def _run_stage(stage: Stage, index: int, total: int, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    cached = stage.done()
+    if cached is not None:
+        log.info("[%d/%d] %s: finished earlier, reusing %s (use --fresh to redo)", index, total, stage.name, stage.dir)
+        return cached
+    log.info("[%d/%d] %s ...", index, total, stage.name)
+    t0 = time.perf_counter()
+    if stage.dir.exists() and stage.name in ("export", "serve"):
+        shutil.rmtree(stage.dir)  # partial outputs of an interrupted stage are rebuilt, never half-trusted
+    result = fn()
+    seconds = time.perf_counter() - t0
+    log.info("[%d/%d] %s done in %.0f s", index, total, stage.name, seconds)
+    return stage.finish({**result, "seconds": round(seconds, 1)}, seconds)
+
+
+def run_config(cfg: QuickstartConfig) -> dict[str, Any]:
+    """Run (or resume) every stage; returns the summary dict also written to summary.json."""
+    from tinymim.quickstart_stages import distill_stage, export_stage, finetune_stage, serve_stage, teacher_stage
+    from tinymim.quickstart_summary import write_summary
+
+    root = Path(cfg.out)
+    if cfg.fresh and root.exists():
+        log.info("--fresh: removing %s", root)
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    sizes = SCALES[cfg.scale]
+    t_start = time.perf_counter()
+    steps = [
+        ("teacher", {"scale": cfg.scale, "device": cfg.device, **sizes["teacher"]},
+         lambda d: teacher_stage(cfg, d, sizes["teacher"])),
+        ("distill", {"scale": cfg.scale, "device": cfg.device, **sizes["distill"]},
+         lambda d: distill_stage(cfg, d, root / "teacher", sizes["distill"])),
+        ("finetune", {"scale": cfg.scale, "device": cfg.device, **sizes["finetune"]},
+         lambda d: finetune_stage(cfg, d, root / "distill", sizes["finetune"])),
+        ("export", {"scale": cfg.scale, "device": cfg.device}, lambda d: export_stage(cfg, d, root / "finetune")),
+        ("serve", {"scale": cfg.scale, "bench_seconds": cfg.bench_seconds, "http_images": cfg.http_images},
+         lambda d: serve_stage(cfg, d, root / "export" / "bundle")),
+    ]
+    results: dict[str, dict[str, Any]] = {}
+    for i, (name, settings, fn) in enumerate(steps, 1):
+        stage = Stage(root, name, settings)
+        results[name] = _run_stage(stage, i, len(steps) + 1, lambda fn=fn, stage=stage: fn(stage.dir))
+    log.info("[%d/%d] summary ...", len(steps) + 1, len(steps) + 1)
+    summary = write_summary(root, cfg, results, wall_s=time.perf_counter() - t_start)
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser, QuickstartConfig)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(QuickstartConfig, args)
+    summary = run_config(cfg)
+    print(Path(summary["summary_md"]).read_text())
+    return 0
+
+
+def replace(cfg: QuickstartConfig, **changes: Any) -> QuickstartConfig:
+    return dataclasses.replace(cfg, **changes)

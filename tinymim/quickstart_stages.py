@@ -1,0 +1,222 @@
+"""The quickstart's stages: each builds the command's own config and calls its ``run_config``.
+
+Each function takes the quickstart config, the stage folder and the stage's sizes, and returns a small
+JSON-able dict that the summary reads. Heavy imports stay inside the functions.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from tinymim.errors import TinymimError
+
+log = logging.getLogger(__name__)
+DATA = "builtin:fashion-mnist"
+
+
+class QuickstartError(TinymimError):
+    """A quickstart stage failed; what was already finished is kept."""
+
+
+def _train_values(cfg: Any, stage_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
+    from compress.checkpoint import find_resume_dir
+
+    from tinymim.quickstart import SHORT_RUN_TRAIN
+
+    values: dict[str, Any] = {"data": DATA, "device": cfg.device, "progress": cfg.progress, **SHORT_RUN_TRAIN, **sizes}
+    values["output"] = str(stage_dir)
+    if find_resume_dir(stage_dir) is not None:
+        log.info("continuing the interrupted run in %s", stage_dir)
+        values["resume"] = str(stage_dir)
+    return values
+
+
+def _model_facts(run_dir: Path) -> dict[str, Any]:
+    from compress.checkpoint import load_model
+
+    model, card = load_model(run_dir)
+    return {
+        "run": str(run_dir),
+        "arch": card.arch,
+        "arch_kwargs": card.arch_kwargs,
+        "params": sum(p.numel() for p in model.parameters()),
+        "metrics": card.metrics,
+    }
+
+
+def teacher_stage(cfg: Any, stage_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
+    from compress.commands.train import TrainConfig, run_config
+    from compress.configio import build_config
+
+    values = _train_values(cfg, stage_dir, sizes)
+    values["layer_decay"] = 1.0  # from scratch: layer-wise decay is a fine-tuning device
+    run_dir = run_config(build_config(TrainConfig, values))
+    return _model_facts(run_dir)
+
+
+def distill_stage(cfg: Any, stage_dir: Path, teacher_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
+    from compress.checkpoint import find_resume_dir
+    from compress.commands.distill import DistillConfig, run_config
+    from compress.configio import build_config
+
+    values: dict[str, Any] = {"teacher": str(teacher_dir), "data": DATA, "method": "relation", "device": cfg.device,
+                              "output": str(stage_dir), "progress": cfg.progress, "warmup_epochs": 0.2, **sizes}
+    values["resume"] = find_resume_dir(stage_dir) is not None
+    run_dir = run_config(build_config(DistillConfig, values))
+    facts = _model_facts(run_dir)
+    return facts
+
+
+def finetune_stage(cfg: Any, stage_dir: Path, distill_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
+    from compress.commands.train import TrainConfig, run_config
+    from compress.configio import build_config
+
+    values = _train_values(cfg, stage_dir, sizes)
+    values["init"] = str(distill_dir)
+    run_dir = run_config(build_config(TrainConfig, values))
+    return _model_facts(run_dir)
+
+
+def export_stage(cfg: Any, stage_dir: Path, finetune_dir: Path) -> dict[str, Any]:
+    from compress.configio import build_config
+    from export.command import ExportConfig, run_config
+
+    eval_images = 300 if cfg.scale == "tiny" else 1000
+    export_cfg = build_config(ExportConfig, {"checkpoint": str(finetune_dir), "out": str(stage_dir / "bundle"),
+                                             "eval_images": eval_images, "model_name": "quickstart-student"})
+    result = run_config(export_cfg)
+    artifacts = [
+        {k: a.get(k) for k in ("name", "precision", "servable", "reason", "latency_ms")}
+        | {"gate": (a.get("gate") or {}).get("worst", {})}
+        for a in result.report["artifacts"]
+    ]
+    if result.exit_code != 0:
+        reasons = "; ".join(f"{a['name']}: {a['reason']}" for a in artifacts if not a["servable"])
+        raise QuickstartError(f"export: artifacts failed the accuracy gate ({reasons}); see {result.bundle / 'report.md'}")
+    return {"bundle": str(result.bundle), "artifacts": artifacts, "report_md": str(result.bundle / "report.md")}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Server:
+    """``tinymim serve`` in a child process on loopback; stopped with SIGTERM (graceful drain)."""
+
+    def __init__(self, bundle: Path, port: int, log_path: Path) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_file = open(log_path, "w")
+        cmd = [sys.executable, "-m", "tinymim.cli", "serve", str(bundle), "--host", "127.0.0.1", "--port", str(port)]
+        self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT)
+        self.log_path = log_path
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise QuickstartError(f"serve: the server exited with code {self.proc.returncode}; log: {self.log_path}")
+            try:
+                if httpx.get(self.url + "/v2/health/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise QuickstartError(f"serve: the server was not ready after {timeout_s:.0f} s; log: {self.log_path}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log_file.close()
+        return self.proc.returncode
+
+
+def _held_out_images(n: int) -> tuple[list[bytes], list[int]]:
+    """The last ``n`` images of Fashion-MNIST's official test split, PNG-encoded, with their labels."""
+    from compress.data import build_datasets
+
+    data = build_datasets(DATA)
+    val = data.val
+    idx = range(len(val) - n, len(val))
+    images, labels = [], []
+    for i in idx:
+        img, label = val[i]
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        images.append(buf.getvalue())
+        labels.append(int(label))
+    return images, labels
+
+
+def serve_stage(cfg: Any, stage_dir: Path, bundle_dir: Path) -> dict[str, Any]:
+    import httpx
+    import numpy as np
+
+    from serve.bench.config import BenchConfig
+    from serve.bench.run import run_bench
+    from serve.bundle import load_bundle
+    from serve.preprocess import Preprocessor
+    from serve.runtimes import open_runtime
+
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    images, labels = _held_out_images(cfg.http_images)
+    server = _Server(bundle_dir, cfg.port or _free_port(), stage_dir / "server.log")
+    try:
+        server.wait_ready()
+        info = httpx.get(server.url + "/v1/model", timeout=10).json()
+
+        def classify(img: bytes) -> dict[str, Any]:
+            r = httpx.post(server.url + "/v1/classify?top_k=1", content=img,
+                           headers={"content-type": "image/png"}, timeout=60)
+            if r.status_code != 200:
+                raise QuickstartError(f"serve: /v1/classify answered {r.status_code}: {r.text[:200]}")
+            return r.json()
+
+        with ThreadPoolExecutor(max_workers=8) as pool:  # concurrent clients: the server batches them
+            answers = list(pool.map(classify, images))
+        served = [a["predictions"][0]["indices"][0] for a in answers]
+        bench = run_bench(BenchConfig(url=server.url, offline=str(bundle_dir), concurrency=(1, 8),
+                                      duration_s=cfg.bench_seconds, out=str(stage_dir), artifact=info["artifact"],
+                                      batch_sizes=(1, 8)))
+    finally:
+        code = server.stop()
+    if code not in (0, None):
+        log.warning("the server exited with code %s after SIGTERM; log: %s", code, server.log_path)
+
+    bundle = load_bundle(bundle_dir)
+    artifact = bundle.artifact(info["artifact"])
+    runtime = open_runtime(bundle, artifact)
+    pre = Preprocessor.from_spec(bundle.preprocess)
+    direct = []
+    for i in range(0, len(images), bundle.max_batch):
+        direct += runtime.infer(pre.batch(images[i:i + bundle.max_batch])).argmax(1).tolist()
+    runtime.close()
+    agree = float(np.mean(np.asarray(served) == np.asarray(direct)))
+    acc = float(np.mean(np.asarray(served) == np.asarray(labels)))
+    batch_sizes = sorted({b for a in answers for b in a["timing"]["batch_sizes"]})
+    result = {"url": server.url, "artifact": info["artifact"], "http_images": len(images), "http_top1": 100 * acc,
+              "http_vs_runtime_agreement": 100 * agree, "batch_sizes_seen": batch_sizes,
+              "bench": {"online": bench.get("online"), "offline": bench.get("offline"),
+                        "overhead": bench.get("overhead")}, "cdf_png": bench.get("cdf_png")}
+    (stage_dir / "http_check.json").write_text(json.dumps(result, indent=2))
+    if agree < 1.0:
+        raise QuickstartError(f"serve: HTTP answers agree with the runtime on only {100 * agree:.1f}% of images")
+    return result
