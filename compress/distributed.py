@@ -108,7 +108,7 @@ class ResumableSampler(DistributedSampler):
 
 
 class SeededDataset:
-    """Applies ``ds[i]`` inside RNGs seeded by (seed, epoch, i), restoring the caller's RNG states after.
+    """Applies ``ds[i]`` inside RNGs seeded by (seed, epoch, i) (python, numpy, torch).
 
     Set ``epoch`` before creating each epoch's loader iterator (workers copy the dataset at that point).
     """
@@ -123,9 +123,12 @@ class SeededDataset:
         # One 63-bit seed per (seed, epoch, index); MT19937's init_by_array mixes it well for python and
         # numpy, and torch's generator takes all 64 bits.
         s = ((self.seed * 1_000_003 + self.epoch) * 1_000_000_007 + int(i)) % (2**63)
+        # In the main process (num_workers=0) python's and torch's RNG states are restored afterwards (cheap).
+        # numpy's is left seeded from the last sample: saving it costs ~100 us per sample, and what it then
+        # feeds (e.g. timm Mixup's lambda) stays a deterministic, resumable function of (seed, epoch, index).
         main = torch.utils.data.get_worker_info() is None  # workers' RNGs are not used by anything else
         if main:
-            py_state, np_state, t_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+            py_state, t_state = random.getstate(), torch.get_rng_state()
         random.seed(s)
         np.random.seed([s & 0xFFFFFFFF, s >> 32])
         torch.default_generator.manual_seed(s)
@@ -134,5 +137,4 @@ class SeededDataset:
         finally:
             if main:
                 random.setstate(py_state)
-                np.random.set_state(np_state)
                 torch.set_rng_state(t_state)

@@ -30,6 +30,7 @@ from compress.configio import add_config_arguments, config_from_args, field_help
 log = logging.getLogger(__name__)
 
 STAGE_FILE = "stage.json"
+STAGE_FORMAT = 2  # bump when a stage's result layout changes: older markers are then redone, not misread
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class Stage:
     def __init__(self, root: Path, name: str, settings: dict[str, Any]) -> None:
         self.dir = root / name
         self.name = name
-        self.settings = json.loads(json.dumps(settings, default=str))
+        self.settings = json.loads(json.dumps({**settings, "stage_format": STAGE_FORMAT}, default=str))
 
     def done(self) -> dict[str, Any] | None:
         marker = self.dir / STAGE_FILE
@@ -130,6 +131,7 @@ def run_config(cfg: QuickstartConfig) -> dict[str, Any]:
     from tinymim.quickstart_stages import distill_stage, export_stage, finetune_stage, serve_stage, teacher_stage
     from tinymim.quickstart_summary import write_summary
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the progress
     root = Path(cfg.out)
     if cfg.fresh and root.exists():
         log.info("--fresh: removing %s", root)

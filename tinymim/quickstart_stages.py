@@ -45,12 +45,15 @@ def _model_facts(run_dir: Path) -> dict[str, Any]:
     from compress.checkpoint import load_model
 
     model, card = load_model(run_dir)
+    c, h, _ = card.preprocess.input_size
     return {
         "run": str(run_dir),
         "arch": card.arch,
-        "arch_kwargs": card.arch_kwargs,
+        "size": {"img_size": h, "in_chans": c, "patch_size": model.patch_embed.patch_size[0],
+                 "depth": len(model.blocks), "embed_dim": model.embed_dim,
+                 "num_heads": card.arch_kwargs.get("num_heads", model.blocks[0].attn.num_heads)},
         "params": sum(p.numel() for p in model.parameters()),
-        "metrics": card.metrics,
+        "top1": float(card.metrics["top1"]),
     }
 
 

@@ -35,9 +35,9 @@ def _pytorch_latency_ms(run_dirs: dict[str, Path], repeats: int = 30) -> dict[st
 
 
 def _size(facts: dict[str, Any]) -> str:
-    k = facts["arch_kwargs"]
-    return (f"{facts['arch']} img {k.get('img_size')} patch {k.get('patch_size')} depth {k.get('depth')} "
-            f"width {k.get('embed_dim')} heads {k.get('num_heads')}")
+    k = facts["size"]
+    return (f"{k['img_size']} px x{k['in_chans']} ch, patch {k['patch_size']}, depth {k['depth']}, "
+            f"width {k['embed_dim']}, {k['num_heads']} heads")
 
 
 def _plot(path: Path, points: list[tuple[str, float, float]]) -> None:
@@ -62,8 +62,7 @@ def _plot(path: Path, points: list[tuple[str, float, float]]) -> None:
 def write_summary(root: Path, cfg: Any, results: dict[str, dict[str, Any]], *, wall_s: float) -> dict[str, Any]:
     teacher, student, serve = results["teacher"], results["finetune"], results["serve"]
     lat_pt = _pytorch_latency_ms({"teacher": Path(teacher["run"]), "student": Path(student["run"])})
-    t_acc = float(teacher["metrics"].get("val_top1", float("nan")))
-    s_acc = float(student["metrics"].get("val_top1", float("nan")))
+    t_acc, s_acc = teacher["top1"], student["top1"]
     artifacts = results["export"]["artifacts"]
     served_art = next(a for a in artifacts if a["name"] == serve["artifact"])
     art_b1 = {a["name"]: float(a["latency_ms"].get("1", float("nan"))) for a in artifacts if a.get("latency_ms")}

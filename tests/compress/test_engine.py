@@ -102,3 +102,17 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) ->
     assert loaded_card.training["config"] == {"what": "nan test"}
     assert all(torch.isfinite(p).all() for p in loaded.parameters())
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_bf16_autocast_step_on_cpu() -> None:
+    torch.manual_seed(0)
+    model, _ = create_model("vit_tiny", num_classes=3, img_size=16, in_chans=1, patch_size=4, depth=1, embed_dim=16,
+                            num_heads=2)
+    before = model.head.weight.clone()
+    data = _Images(16)
+    batches = [(data.x[i:i + 8], data.y[i:i + 8]) for i in (0, 8)]
+    res = train_one_epoch(model, batches, torch.optim.AdamW(model.parameters(), lr=1e-2),
+                          lambda m, b: {"loss": nn.functional.cross_entropy(m(b[0]), b[1])},
+                          device=torch.device("cpu"), epoch=0, amp_dtype=torch.bfloat16, clip_grad=1.0, progress=False)
+    assert math.isfinite(res["loss"]) and res["step"] == 2
+    assert model.head.weight.dtype == torch.float32 and not torch.equal(model.head.weight, before)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -58,3 +59,15 @@ def test_finetune_from_a_distilled_backbone_restores_heads(tmp_path: Path) -> No
     assert ft_card.training["parents"] == [str(tmp_path / "student")]
     assert torch.allclose(model.blocks[0].mlp.fc1.weight, torch.full_like(model.blocks[0].mlp.fc1.weight, 0.0123),
                           atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_short_mixed_precision_run_on_gpu(tmp_path: Path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU on this machine")
+    cfg = build_config(TrainConfig, {
+        "output": str(tmp_path / "gpu"), "limit_train": 256, "limit_val": 64, "epochs": 1, "batch_size": 32,
+        "amp": "auto", **TINY})
+    run = run_config(cfg)
+    record = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert record["step"] == 8 and record["val_n"] == 64

