@@ -45,7 +45,7 @@ def build_classifier(cfg: Any, data: DataBundle, init_card: ModelCard | None) ->
     base = dict(init_card.arch_kwargs) if init_card is not None else {}
     base.pop("num_classes", None)
     base.pop("global_pool", None)
-    in_chans = cfg.in_chans or base.pop("in_chans", None) or (1 if data.native_size == 28 else 3)
+    in_chans = data.channels
     base.pop("in_chans", None)
     img_size = cfg.img_size or base.pop("img_size", None) or data.native_size or 224
     base.pop("img_size", None)
@@ -112,13 +112,12 @@ def train_classifier(cfg: Any) -> Path:
     dist = init_distributed(cfg.device)
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     run_dir = _run_dir(cfg, dist)
-    data = build_datasets(cfg.data, val_split=cfg.val_split, strict=cfg.strict_data, in_chans=cfg.in_chans,
-                          limit_train=cfg.limit_train, limit_val=cfg.limit_val, seed=cfg.seed)
     init_sd, init_card = _read_init(cfg.init) if cfg.init else (None, None)
-    if init_card is not None and data.native_size == 28 and cfg.in_chans is None:
-        data = build_datasets(cfg.data, val_split=cfg.val_split, strict=cfg.strict_data,
-                              in_chans=int(init_card.arch_kwargs.get("in_chans", 1)), limit_train=cfg.limit_train,
-                              limit_val=cfg.limit_val, seed=cfg.seed)
+    in_chans = cfg.in_chans
+    if in_chans is None and init_card is not None and "in_chans" in init_card.arch_kwargs:
+        in_chans = int(init_card.arch_kwargs["in_chans"])  # fine-tuning keeps the checkpoint's channels
+    data = build_datasets(cfg.data, val_split=cfg.val_split, strict=cfg.strict_data, in_chans=in_chans,
+                          limit_train=cfg.limit_train, limit_val=cfg.limit_val, seed=cfg.seed)
     model, arch_kwargs, arch = build_classifier(cfg, data, init_card)
     if init_sd is not None:
         report = load_weights(model, init_sd, strict_arch=True)

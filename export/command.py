@@ -42,7 +42,8 @@ class ExportConfig:
         "threshold overrides, e.g. int8.min_agreement=0.97,fp32.min_cosine=0.999"))
     latency_repeats: int = field(default=10, metadata=field_help("timed calls per artifact and batch size"))
     threads: int | None = field(default=None, metadata=field_help("ONNX Runtime threads for timing (default: all cores)"))
-    seed: int = field(default=0, metadata=field_help("seed for the evaluation / calibration subsets"))
+    seed: int = field(default=0, metadata=field_help(
+        "seed for the evaluation / calibration subsets (the training run's split seed from the card wins for its data)"))
 
     def validate(self) -> None:
         require(bool(self.checkpoint), "give the checkpoint or run folder to export (tinymim export RUN --out BUNDLE)")

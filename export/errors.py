@@ -25,9 +25,3 @@ class ToolMissing(ExportError):
     """A requested format needs hardware or a package this machine lacks (e.g. TensorRT)."""
 
     exit_code = 2
-
-
-class GateFailed(ExportError):
-    """A requested artifact failed the accuracy gate; the bundle is written, the artifact is not servable."""
-
-    exit_code = 3

@@ -117,7 +117,7 @@ def choose_graph(
     portable = best([n for n in latency if n in PORTABLE])
     for name in latency:
         if name not in (chosen, portable, "as-exported"):
-            rejected[name] = f"not faster enough: {ratio[name]:.2f}x the exported graph's latency"
+            rejected[name] = f"not enough faster: {ratio[name]:.2f}x the exported graph's latency"
     log.info("graph optimisation: %s for ONNX Runtime, %s for TensorRT (latency ratios %s)", chosen, portable,
              {k: round(v, 3) for k, v in ratio.items()})
     return Optimisation(chosen, paths[chosen], portable, paths[portable], latency, rejected)

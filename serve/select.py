@@ -65,9 +65,17 @@ def _open(bundle: Bundle, a: Artifact, device: str, threads: int | None) -> tupl
     errors = []
     for dev in _devices(a, device):
         try:
-            return open_runtime(bundle, a, device=dev, threads=threads), dev
-        except (RuntimeUnavailable, ImportError, OSError) as err:
+            rt = open_runtime(bundle, a, device=dev, threads=threads)
+        except (RuntimeUnavailable, ImportError, OSError, RuntimeError) as err:
             errors.append(f"{dev}: {err}")
+            continue
+        session = getattr(rt, "session", None)
+        if a.runtime == "onnxruntime" and dev == "cuda" and session is not None \
+                and session.get_providers()[0] != "CUDAExecutionProvider":
+            rt.close()  # ONNX Runtime fell back to CPU on its own: say so instead of serving "cuda" on the CPU
+            errors.append("cuda: ONNX Runtime could not initialise CUDA here (it fell back to the CPU)")
+            continue
+        return rt, dev
     raise RuntimeUnavailable(f"artifact {a.name} cannot run here: " + "; ".join(errors))
 
 

@@ -29,7 +29,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class DataBundle:
     """Train/val datasets yielding (PIL image, int label), the class names and where the data came from.
 
-    ``mean``/``std`` are the normalisation statistics suggested for this data with ``in_chans`` channels
+    ``mean``/``std`` are the normalisation statistics suggested for this data with ``channels`` channels
     (Fashion-MNIST: its own; folders: ImageNet's); ``native_size`` the images' side when known (28 for
     Fashion-MNIST), else None.
     """
@@ -41,6 +41,7 @@ class DataBundle:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     native_size: int | None = None
+    channels: int = 3  # channels the datasets' images are converted to (1: "L", 3: "RGB")
 
 
 class Subset:
@@ -131,7 +132,7 @@ def _builtin(name: str, in_chans: int) -> DataBundle:
     mean, std = FASHION_MNIST_MEAN * in_chans, FASHION_MNIST_STD * in_chans
     return DataBundle(
         train=load_fashion_mnist("train", mode=mode), val=load_fashion_mnist("test", mode=mode),
-        classes=FASHION_MNIST_CLASSES, mean=mean, std=std, native_size=28,
+        classes=FASHION_MNIST_CLASSES, mean=mean, std=std, native_size=28, channels=in_chans,
         source_info={"source": "builtin:fashion-mnist", "split": "official train (60k) / test (10k)",
                      "license": "MIT"},
     )
@@ -166,5 +167,6 @@ def _folder(root: Path, *, val_split: float, strict: bool, in_chans: int, seed: 
     std = IMAGENET_STD if in_chans == 3 else (float(np.mean(IMAGENET_STD)),)
     return DataBundle(
         train=ImageFileDataset(train, mode), val=ImageFileDataset(val, mode), classes=classes, mean=mean, std=std,
+        channels=in_chans,
         source_info={"source": str(root), "layout": layout, "skipped_unreadable": bad_train + bad_val},
     )

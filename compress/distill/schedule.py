@@ -1,12 +1,11 @@
 """Optimiser and learning-rate schedule for distillation (METHOD.md section 3).
 
 AdamW, betas (0.9, 0.95), weight decay 0.05 on matrices only (no decay on 1-D parameters and biases),
-lr = base_lr x batch / 256, linear warm-up then cosine to 0, set every iteration.
+lr = base_lr x batch / 256; the per-iteration linear warm-up + cosine to 0 is ``compress.engine.cosine_lr``,
+applied by ``compress.runner.fit``.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
@@ -15,15 +14,6 @@ from torch import nn
 def scaled_lr(base_lr: float, batch_size: int) -> float:
     """The linear scaling rule: base_lr x total batch / 256."""
     return base_lr * batch_size / 256
-
-
-def warmup_cosine(step: int, *, total_steps: int, warmup_steps: int, peak_lr: float, min_lr: float = 0.0) -> float:
-    """lr at iteration ``step``: linear from 0 to ``peak_lr`` over ``warmup_steps``, then cosine to ``min_lr``."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return peak_lr * step / warmup_steps
-    span = max(1, total_steps - warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / span)
-    return min_lr + (peak_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def build_optimizer(model: nn.Module, *, lr: float, weight_decay: float = 0.05,

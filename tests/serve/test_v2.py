@@ -204,3 +204,13 @@ def test_statistics_count_samples_and_batches(client):
     assert s1["fail"]["count"] - s0["fail"]["count"] == 1
     assert s1["compute_infer"]["ns"] > s0["compute_infer"]["ns"]
     assert any(b["batch_size"] == 4 for b in after["batch_stats"])
+
+
+def test_v2_timeout_parameter_cancels_queued_work(client):
+    x = np.zeros((1, 3, 32, 32), np.float32)
+    req = {"inputs": [{"name": "input", "shape": [1, 3, 32, 32], "datatype": "FP32", "data": x.ravel().tolist()}],
+           "parameters": {"timeout": 1}}  # microseconds, as tritonclient sends it
+    r = client.post(INFER, json=req)
+    assert r.status_code == 503 and "timed out" in r.json()["error"] and r.headers["retry-after"]
+    req["parameters"]["timeout"] = 10_000_000
+    assert client.post(INFER, json=req).status_code == 200
