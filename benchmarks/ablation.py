@@ -5,7 +5,7 @@
    cls_token, feature, relation and logits, then fine-tuned identically;
 3. copy the report to benchmarks/results/ablation.{md,json,png}.
 
-    python benchmarks/ablation.py            # ~25 min on 1-2 CPU cores
+    python benchmarks/ablation.py            # ~25 min on one shared CPU core
     python benchmarks/ablation.py --quick    # ~5 min, smaller everything
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 SIZES = {
-    "full": dict(limit_train=6000, limit_val=2000, depth=4, patch=7, teacher_epochs=8, budget=4, finetune=4, batch=64),
+    "full": dict(limit_train=4000, limit_val=1000, depth=4, patch=7, teacher_epochs=5, budget=3, finetune=3, batch=64),
     "quick": dict(limit_train=1500, limit_val=500, depth=2, patch=7, teacher_epochs=4, budget=2, finetune=2, batch=64),
 }
 

@@ -283,6 +283,9 @@ student: ViT {s['s_depth']} blocks x {s['s_dim']} ({s['s_heads']} heads, last bl
 | `tinymim distill --method relation` code path | {m['tinymim']:.4f} | {r['img_per_s']['tinymim']:.0f} | **{r['ratio_tinymim_over_bare']:.3f}x bare** (target <= {r['target_ratio']:.2f}) |
 | naive (whole teacher + student, attention materialised in every block) | {m['naive']:.4f} | {r['img_per_s']['naive']:.0f} | tinymim is **{r['speedup_naive_over_tinymim']:.2f}x faster** |
 """
+    if r["device"] == "cpu":
+        md += ("\nGPU figure (ViT-B-width 24-block teacher -> ViT-T, 224 px, bf16, batch 128): not measured in this run; "
+               "on a GPU: `python benchmarks/distill_step.py --preset vit_b --device cuda --amp bf16`.\n")
     out.with_suffix(".md").write_text(md)
 
 

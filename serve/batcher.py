@@ -113,6 +113,13 @@ class DynamicBatcher:
     def start(self) -> None:
         self._wakeup = asyncio.Event()
         self._worker = asyncio.create_task(self._run(), name="tinymim-batcher")
+        self._worker.add_done_callback(self._worker_done)
+
+    def _worker_done(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # Never expected (batch errors are caught per batch); without a worker every request would time out.
+            log.critical("batch worker died; the service cannot answer", exc_info=task.exception())
+            self._closing = True
 
     @contextlib.contextmanager
     def arriving(self) -> Iterator["_Arrival"]:
@@ -213,8 +220,8 @@ class DynamicBatcher:
 
     async def _execute(self, loop: asyncio.AbstractEventLoop, items: list[_Item]) -> None:
         start = time.perf_counter()
-        x = np.stack([it.x for it in items])  # (B, C, H, W)
         try:
+            x = np.stack([it.x for it in items])  # (B, C, H, W)
             logits = await loop.run_in_executor(self._executor, self.runtime.infer, x)
         except Exception:
             log.exception("runtime %s failed on a batch of %d", self.runtime.name, len(items))

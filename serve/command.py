@@ -78,7 +78,15 @@ def run_server(settings, *, access_log: bool = False) -> None:
         timeout_graceful_shutdown=int(settings.graceful_timeout_s), lifespan="on",
     )
     server = _server_class()(config)
-    server.run()
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn exits this way when the lifespan (model load) fails
+        if server.started:
+            raise
+        err = app.state.service.start_error
+        from serve.errors import ServeError
+
+        raise ServeError(f"the server did not start: {err or 'see the log above'}") from exc
     if not server.started:
         from serve.errors import ServeError
 

@@ -104,7 +104,8 @@ def select_runtime(bundle: Bundle, name: str = "auto", *, device: str = "auto", 
             continue
         lat = a.latency_ms.get("1") if a.latency_ms else None
         speed = f"{lat} ms at batch 1 at export" if lat is not None else "no recorded latency"
-        reason = f"fastest eligible artifact that runs here ({speed}, device {dev})"
+        gate = "gate passed" if a.gate.get("passed") is True else "FP32 ONNX reference, no gate verdict"
+        reason = f"fastest eligible artifact that runs here ({gate}; {speed}; device {dev})"
         if skipped:
             reason += "; skipped: " + "; ".join(skipped)
         return Selection(a, rt, dev, reason)

@@ -53,6 +53,7 @@ class InferenceService:
         self.settings = settings
         self.metrics = metrics
         self.ready = False
+        self.start_error: str | None = None  # why start() failed, for the CLI's message
         self.bundle: Bundle | None = None
         self.selection: Selection | None = None
         self.preprocessor: Preprocessor | None = None
@@ -66,6 +67,13 @@ class InferenceService:
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     async def start(self) -> None:
+        try:
+            await self._start()
+        except Exception as err:
+            self.start_error = str(err)
+            raise
+
+    async def _start(self) -> None:
         s = self.settings
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()

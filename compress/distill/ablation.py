@@ -52,7 +52,8 @@ class AblationResult:
             lines.append(f"| {r['method']} | {r['top1']:.2f} | {r['best_top1']:.2f} | {r['pretrain_s']:.0f} |")
         if self.teacher_top1 is not None:
             lines.append(f"| teacher (reference) | {self.teacher_top1:.2f} | | |")
-        checks = ", ".join(f"{k}: {'yes' if v else 'no' if v is not None else 'n/a'}" for k, v in self.order_checks.items())
+        checks = ", ".join(f"{k}: {'yes' if v else 'no' if v is not None else 'n/a'}"
+                           for k, v in self.order_checks.items())
         lines += ["", f"Paper's order ({PAPER_ORDER}) reproduced here? {checks}"]
         return "\n".join(lines)
 
@@ -99,7 +100,8 @@ def run_ablation(cfg: "AblateConfig") -> AblationResult:
     teacher_top1, classifier = teacher_accuracy(cfg)
     methods = list(cfg.methods) or ["scratch", "cls_token", "feature", "relation"] + (["logits"] if classifier else [])
     if "logits" in methods and not classifier:
-        raise DistillError("the logits method needs a classifier teacher with the data's classes; drop it from --methods")
+        raise DistillError("the logits method needs a classifier teacher with the data's classes; "
+                           "drop it from --methods")
     # distillation methods first: scratch copies the distilled student's exact architecture from its card
     order = [m for m in methods if m != "scratch"] + (["scratch"] if "scratch" in methods else [])
     common = dict(data=cfg.data, val_split=cfg.val_split, limit_train=cfg.limit_train, limit_val=cfg.limit_val,
@@ -156,7 +158,8 @@ def run_ablation(cfg: "AblateConfig") -> AblationResult:
 def write_report(result: AblationResult, out: Path) -> None:
     """ablation.md, ablation.json and ablation.png (bar chart, teacher as a dashed line) into ``out``."""
     (out / "ablation.json").write_text(json.dumps(result.to_dict(), indent=2))
-    (out / "ablation.md").write_text("## Ablation: distillation methods at an equal budget\n\n" + result.markdown() + "\n")
+    title = "## Ablation: distillation methods at an equal budget\n\n"
+    (out / "ablation.md").write_text(title + result.markdown() + "\n")
     plot_ablation(result, out / "ablation.png")
 
 

@@ -63,7 +63,8 @@ def resolve_target_block(depth: int, requested: int | None) -> int:
     if requested == 0 or not -depth <= requested <= depth:
         raise DistillError(
             f"teacher target block {requested} is out of range: the teacher has {depth} blocks; use 1..{depth} "
-            f"(1-based) or -1..-{depth} (from the end), or leave it unset for the default ({default_target_block(depth) + 1})"
+            f"(1-based) or -1..-{depth} (from the end), or leave it unset for the default "
+            f"({default_target_block(depth) + 1})"
         )
     return requested - 1 if requested > 0 else depth + requested
 

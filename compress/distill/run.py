@@ -55,7 +55,8 @@ def distill_once(cfg: "DistillConfig") -> Path:
                             seed=cfg.seed)
     if teacher.labels is not None and teacher.is_classifier and any(m.startswith("logits") for m, _ in methods) \
             and tuple(teacher.labels) != tuple(bundle.classes):
-        raise DistillError(f"the teacher's labels {list(teacher.labels)} differ from the data's {list(bundle.classes)}; "
+        raise DistillError(f"the teacher's labels {list(teacher.labels)} differ from the data's "
+                           f"{list(bundle.classes)}; "
                            "logit distillation needs the same classes in the same order")
     img = cfg.student_img_size or t_pre.image_size
     patch = cfg.student_patch_size or _patch_size(teacher.model)

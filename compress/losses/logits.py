@@ -32,7 +32,10 @@ def hard_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> 
 def mixed_logits_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor | None,
                       *, alpha: float, temperature: float, hard: bool) -> torch.Tensor:
     """(1 - alpha) * CE(s, y) + alpha * KD(s, t); labels may be None only when alpha == 1."""
-    kd = hard_kd_loss(student_logits, teacher_logits) if hard else soft_kd_loss(student_logits, teacher_logits, temperature)
+    if hard:
+        kd = hard_kd_loss(student_logits, teacher_logits)
+    else:
+        kd = soft_kd_loss(student_logits, teacher_logits, temperature)
     if alpha >= 1.0:
         return kd
     if labels is None:

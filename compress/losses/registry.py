@@ -87,7 +87,8 @@ def parse_methods(spec: str) -> tuple[tuple[str, float], ...]:
         try:
             w = float(weight) if weight.strip() else 1.0
         except ValueError:
-            raise ConfigError(f"method weight in {part!r} is not a number; write e.g. relation:1.0,logits:0.5") from None
+            raise ConfigError(
+                f"method weight in {part!r} is not a number; write e.g. relation:1.0,logits:0.5") from None
         if w <= 0:
             raise ConfigError(f"method weight in {part!r} must be positive")
         if any(n == name for n, _ in items):

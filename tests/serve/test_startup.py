@@ -99,3 +99,20 @@ def test_serve_help_and_app_import_do_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
     assert out.strip().splitlines()[-1] == "[] [] False"
+
+
+def test_cli_reports_an_unservable_bundle_cleanly(tiny, tmp_path, capsys):
+    root = tmp_path / "trt-only"
+    shutil.copytree(tiny.path, root)
+    shutil.move(root / "model.onnx", root / "model.fp16.plan")
+    d = json.loads((root / "bundle.json").read_text())
+    d["artifacts"] = [Artifact("tensorrt-fp16", "model.fp16.plan", "tensorrt", "fp16", "tensorrt",
+                               sha256_file(root / "model.fp16.plan"), gate={"passed": True}).__dict__]
+    (root / "bundle.json").write_text(json.dumps(d))
+    try:
+        import tensorrt  # noqa: F401
+
+        pytest.skip("tensorrt is installed here")
+    except ImportError:
+        pass
+    assert main(["serve", str(root), "--port", "0"]) == 1

@@ -64,7 +64,7 @@ def test_chain_each_student_teaches_the_next(tiny_distill, tmp_path):
 
 
 def test_sigkill_then_resume_matches_uninterrupted(teacher_ckpt, tmp_path):
-    args = ["distill", "--teacher", str(teacher_ckpt), *STUDENT, "--limit-train", "384", "--limit-val", "32",
+    args = ["distill", "--teacher", str(teacher_ckpt), *STUDENT, "--limit-train", "256", "--limit-val", "32",
             "--epochs", "2", "--batch-size", "8", "--checkpoint-every-steps", "5", "--no-progress", "--device", "cpu",
             "--amp", "off"]
     ref, killed = tmp_path / "ref", tmp_path / "killed"
