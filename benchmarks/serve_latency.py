@@ -175,6 +175,7 @@ def main() -> int:
     rounds, window = (2, 1.5) if args.quick else (5, 3.0)
     max_batch, big = 16, (8, 16)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()[0]
     from serve.bundle import load_bundle
     from serve.preprocess import Preprocessor
     from serve.runtimes import open_runtime
@@ -249,7 +250,8 @@ def main() -> int:
                      "overhead_ms": overhead, "overhead_unpaired_ms": c1["p50_ms"] - base, "overhead_ok": overhead <= budget,
                      "rps_c16_median": float(np.median([pr[f"{key}_c16_rps"] for pr in per_round])),
                      "throughput_ratio": ratio, "throughput_ratio_per_round": ratios[key], "throughput_ok": ratio >= 0.8})
-    result = {"machine": machine(), "command": "python benchmarks/serve_latency.py" + (" --quick" if args.quick else ""),
+    load_after = os.getloadavg()[0]
+    result = {"machine": machine() + f"; 1-min load average {load_before:.1f} at start, {load_after:.1f} at end", "command": "python benchmarks/serve_latency.py" + (" --quick" if args.quick else ""),
               "model": "timm vit_tiny_patch16_224, 224 px, 10 classes, random init (timing only), ONNX FP32, "
                        "served with --max-batch-size 16 --max-queue-delay-ms 5",
               "rounds": rounds, "window_s": window, "runtime_p50_b1_ms": rt, "preprocess_p50_ms": pre_p50,
