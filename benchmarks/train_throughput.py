@@ -76,7 +76,7 @@ def main() -> int:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     quick = args.quick
-    base = {"limit_train": 256 if quick else 1024, "limit_val": 10, "depth": 2 if quick else 4,
+    base = {"limit_train": 256 if quick else 4096, "limit_val": 10, "depth": 2 if quick else 4,
             "patch_size": 7, "batch_size": 64, "epochs": 1, "base_lr": 5e-4, "progress": False,
             "warmup_epochs": 0.2}
     repeats = args.repeats or (2 if quick else 5)

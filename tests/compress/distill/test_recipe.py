@@ -42,3 +42,19 @@ def test_optimizer_groups_and_lr_scaling(make_vit):
     assert "methods.feature.projector.weight" in decay and "student.blocks.0.attn.qkv.weight" in decay
     assert "student.blocks.0.attn.qkv.bias" in no_decay and "student.blocks.0.norm1.weight" in no_decay
     assert "student.head.weight" not in decay | no_decay  # frozen: no gradient, not optimised
+
+
+def test_weighted_combination_sums_the_losses(make_vit):
+    from compress.losses import parse_methods
+
+    teacher = make_vit(embed_dim=64, num_heads=4).eval()
+    d = build_distillation(teacher, make_vit(embed_dim=48), parse_methods("relation:1.0,logits:0.5"),
+                           teacher_is_classifier=True, num_classes=10)
+    assert d.freeze.frozen == ()  # logits use the whole student, so nothing may be frozen
+    x, y = torch.randn(4, 1, 16, 16), torch.randint(0, 10, (4,))
+    out = d.loss_fn(d.module, ((x, x), y))
+    assert set(out) == {"loss", "loss_relation", "loss_logits"}
+    want = out["loss_relation"] + 0.5 * out["loss_logits"]
+    assert out["loss"].item() == pytest.approx(want.item(), rel=1e-6)
+    out["loss"].backward()
+    assert all(p.grad is not None for p in d.student.parameters())
