@@ -160,6 +160,8 @@ def add_config_arguments(
         if f.name in positional:
             parser.add_argument(f.name, nargs="?", default=None, help=help_text)
         elif inner is bool:
+            if f.name.startswith("no_"):  # argparse would read --no-x as "x is False": name it positively
+                raise TypeError(f"{cls.__name__}.{f.name}: boolean config fields must not start with 'no_'")
             parser.add_argument(_flag(f.name), dest=f.name, default=None,
                                 action=argparse.BooleanOptionalAction, help=help_text)
         else:

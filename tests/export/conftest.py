@@ -17,22 +17,6 @@ ARCH_KWARGS = {"img_size": 32, "patch_size": 8, "depth": 2, "num_heads": 2, "emb
                "num_classes": 10, "global_pool": "avg"}
 
 
-def _has_tensorrt_gpu() -> tuple[bool, str]:
-    from export.tensorrt_build import tensorrt_status
-
-    return tensorrt_status()
-
-
-def pytest_collection_modifyitems(config, items):  # noqa: ANN001 - pytest hook signature
-    ok, why = _has_tensorrt_gpu()
-    if ok:
-        return
-    skip = pytest.mark.skip(reason=f"needs TensorRT and an NVIDIA GPU: {why}")
-    for item in items:
-        if "gpu" in item.keywords or "tensorrt" in item.keywords:
-            item.add_marker(skip)
-
-
 def train_tiny(steps: int = 150, seed: int = 0):
     """(model, card) of a tiny ViT trained for ``steps`` SGD steps on Fashion-MNIST at 32 px."""
     import torch
