@@ -73,7 +73,7 @@ def distill_stage(cfg: Any, stage_dir: Path, teacher_dir: Path, sizes: dict[str,
     from compress.configio import build_config
 
     values: dict[str, Any] = {"teacher": str(teacher_dir), "data": DATA, "method": "relation", "device": cfg.device,
-                              "output": str(stage_dir), "progress": cfg.progress, "warmup_epochs": 0.2, **sizes}
+                              "output": str(stage_dir), "progress": cfg.progress, "warmup_epochs": 0.1, **sizes}
     values["resume"] = find_resume_dir(stage_dir) is not None
     run_dir = run_config(build_config(DistillConfig, values))
     facts = _model_facts(run_dir)
