@@ -48,12 +48,19 @@ def _top_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OUR_LOGGERS = ("tinymim", "compress", "export", "serve")
+
+
 def _configure_logging(verbose: bool) -> None:
+    """Our packages log at INFO (DEBUG with -v); third-party libraries only at WARNING and above, since
+    some (ONNX Runtime's quantizer and optimizer) log every node at INFO on the root logger."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    for name in OUR_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
