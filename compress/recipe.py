@@ -41,7 +41,10 @@ def _arch_patch(arch: str) -> int:
 
 def build_classifier(cfg: Any, data: DataBundle, init_card: ModelCard | None) -> tuple[nn.Module, dict[str, Any], str]:
     """The model to train: from ``init_card``'s architecture (normal head count, task classifier) or ``cfg``."""
-    arch = init_card.arch if init_card is not None and cfg.arch == "vit_tiny" else cfg.arch
+    from compress.models import resolve_arch
+
+    # No --arch: the --init checkpoint's architecture, else ViT-Tiny. The card stores the full timm name.
+    arch = resolve_arch(cfg.arch or (init_card.arch if init_card is not None else "vit_tiny"))
     base = dict(init_card.arch_kwargs) if init_card is not None else {}
     base.pop("num_classes", None)
     base.pop("global_pool", None)
@@ -51,10 +54,8 @@ def build_classifier(cfg: Any, data: DataBundle, init_card: ModelCard | None) ->
     base.pop("img_size", None)
     overrides = {k: getattr(cfg, k) for k in ("patch_size", "depth", "num_heads", "embed_dim") if getattr(cfg, k)}
     base.update(overrides)
-    from compress.models import resolve_arch
-
     if "patch_size" not in base:
-        base["patch_size"] = default_patch(_arch_patch(resolve_arch(arch)), img_size)
+        base["patch_size"] = default_patch(_arch_patch(arch), img_size)
     model, arch_kwargs = create_model(arch, num_classes=len(data.classes), img_size=img_size, in_chans=in_chans,
                                       drop_path_rate=cfg.drop_path, global_pool="avg", **base)
     return model, arch_kwargs, arch

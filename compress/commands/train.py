@@ -33,7 +33,8 @@ class TrainConfig:
     output: str | None = field(default=None, metadata=field_help("run folder (default: runs/train-<time>)"))
     resume: str | None = field(default=None, metadata=field_help("run folder to continue from its last/ checkpoint"))
     init: str | None = field(default=None, metadata=field_help("checkpoint to fine-tune from (run folder, folder or file)"))
-    arch: str = field(default="vit_tiny", metadata=field_help("vit_tiny, vit_small, vit_base or any timm ViT name (with --init and the default: the checkpoint's)"))
+    arch: str | None = field(default=None, metadata=field_help(
+        "vit_tiny, vit_small, vit_base or any timm ViT name (default: the --init checkpoint's, else vit_tiny)"))
     img_size: int | None = field(default=None, metadata=field_help("input side in pixels (default: data's native size, else 224)"))
     patch_size: int | None = field(default=None, metadata=field_help("patch side (default: arch's if it fits, else the largest of 8/7/4/2 dividing img_size)"))
     depth: int | None = field(default=None, metadata=field_help("number of blocks (default: arch's)"))
