@@ -30,7 +30,7 @@ from compress.configio import add_config_arguments, config_from_args, field_help
 log = logging.getLogger(__name__)
 
 STAGE_FILE = "stage.json"
-STAGE_FORMAT = 2  # bump when a stage's result layout changes: older markers are then redone, not misread
+STAGE_FORMAT = 3  # bump when a stage's result layout changes: older markers are then redone, not misread
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ def _model_facts(run_dir: Path) -> dict[str, Any]:
                  "depth": len(model.blocks), "embed_dim": model.embed_dim,
                  "num_heads": card.arch_kwargs.get("num_heads", model.blocks[0].attn.num_heads)},
         "params": sum(p.numel() for p in model.parameters()),
+        "train_images": card.data.get("train_size"),
+        "epochs": (card.training.get("config") or {}).get("epochs"),
         "top1": card.metrics.get("top1"),  # None for a distilled backbone (no head trained yet)
     }
 

@@ -40,6 +40,10 @@ def _size(facts: dict[str, Any]) -> str:
             f"width {k['embed_dim']}, {k['num_heads']} heads")
 
 
+def _seen(facts: dict[str, Any]) -> str:
+    return f"{facts.get('train_images')} images x {facts.get('epochs')} epoch(s)"
+
+
 def _plot(path: Path, points: list[tuple[str, float, float]]) -> None:
     import matplotlib
 
@@ -100,10 +104,12 @@ def write_summary(root: Path, cfg: Any, results: dict[str, dict[str, Any]], *, w
         f"({', '.join(f'{k} {v:.0f} s' for k, v in stage_seconds.items() if v is not None)}; "
         "reused stages count 0 s of this run but show their original time).",
         "",
-        "| | architecture (as trained) | parameters | test top-1 | PyTorch batch-1 latency |",
-        "|---|---|---|---|---|",
-        f"| teacher | {_size(teacher)} | {teacher['params'] / 1e6:.2f} M | {t_acc:.2f}% | {lat_pt['teacher']:.2f} ms |",
-        f"| student | {_size(student)} | {student['params'] / 1e6:.2f} M | {s_acc:.2f}% | {lat_pt['student']:.2f} ms |",
+        "| | architecture (as trained) | parameters | trained on | test top-1 | PyTorch batch-1 latency |",
+        "|---|---|---|---|---|---|",
+        f"| teacher | {_size(teacher)} | {teacher['params'] / 1e6:.2f} M | {_seen(teacher)} | {t_acc:.2f}% | "
+        f"{lat_pt['teacher']:.2f} ms |",
+        f"| student | {_size(student)} | {student['params'] / 1e6:.2f} M | distilled: {_seen(results['distill'])}; "
+        f"fine-tuned: {_seen(student)} | {s_acc:.2f}% | {lat_pt['student']:.2f} ms |",
         "",
         "| artifact | precision | servable | gate agreement | batch-1 latency | max-batch latency | note |",
         "|---|---|---|---|---|---|---|",
