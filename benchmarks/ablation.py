@@ -34,8 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--work", default="runs/bench_ablation", help="folder for the runs")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--budget", type=int, default=None, help="pre-training epochs per method (default: the size's)")
+    ap.add_argument("--name", default="ablation", help="results file name under benchmarks/results/")
+    ap.add_argument("--distill-base-lr", type=float, default=1.5e-3, help="distillation lr per 256 images")
     args = ap.parse_args(argv)
-    s = SIZES["quick" if args.quick else "full"]
+    s = dict(SIZES["quick" if args.quick else "full"])
+    if args.budget:
+        s["budget"] = args.budget
     from compress.commands.ablate import AblateConfig
     from compress.commands.ablate import run_config as ablate
     from compress.commands.train import TrainConfig
@@ -54,23 +59,23 @@ def main(argv: list[str] | None = None) -> int:
     result = ablate(build_config(AblateConfig, dict(
         teacher=str(teacher), student="vit_tiny", student_depth=s["depth"], student_embed_dim=192,
         student_num_heads=3, limit_train=s["limit_train"], limit_val=s["limit_val"], budget=s["budget"],
-        finetune_epochs=s["finetune"], batch_size=s["batch"], distill_base_lr=1.5e-3, finetune_base_lr=2e-3,
+        finetune_epochs=s["finetune"], batch_size=s["batch"], distill_base_lr=args.distill_base_lr, finetune_base_lr=2e-3,
         finetune_layer_decay=0.75, finetune_augment=False, device=args.device, progress=False,
         output=str(work / "ablate"))))
     total = time.time() - t0
     RESULTS.mkdir(exist_ok=True)
-    cmd = "python benchmarks/ablation.py" + (" --quick" if args.quick else "")
+    cmd = " ".join(["python benchmarks/ablation.py", *(argv if argv is not None else sys.argv[1:])])
     header = (f"## Ablation on Fashion-MNIST (benchmarks/ablation.py)\n\nCommand: `{cmd}` "
               f"(teacher training {t_teacher:.0f} s, everything {total:.0f} s).\n"
               f"Teacher: ViT 384 wide, 6 heads, {s['depth']} blocks, 28 px / patch {s['patch']}, trained with "
               f"`tinymim train` for {s['teacher_epochs']} epoch(s) on {s['teacher_train']} images (no augmentation). "
               f"Students: 192 wide, 3 heads, {s['depth']} blocks, {s['limit_train']} training images. Distillation "
-              "lr 1.5e-3, fine-tuning lr 2e-3 (per 256), no augmentation in fine-tuning (small data). One seed: "
+              f"lr {args.distill_base_lr:g}, fine-tuning lr 2e-3 (per 256), no augmentation in fine-tuning (small data). One seed: "
               "differences of about a point are within noise.\n\n")
-    (RESULTS / "ablation.md").write_text(header + result.markdown() + "\n")
-    (RESULTS / "ablation.json").write_text(json.dumps({**result.to_dict(), "command": cmd, "total_s": total,
+    (RESULTS / f"{args.name}.md").write_text(header + result.markdown() + "\n")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps({**result.to_dict(), "command": cmd, "total_s": total,
                                                        "teacher_train_s": t_teacher}, indent=2))
-    shutil.copy(work / "ablate" / "ablation.png", RESULTS / "ablation.png")
+    shutil.copy(work / "ablate" / "ablation.png", RESULTS / f"{args.name}.png")
     print(result.markdown())
     return 0
 

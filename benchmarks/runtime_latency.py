@@ -175,7 +175,6 @@ def main(argv: list[str] | None = None) -> int:
         "which would flatter ONNX Runtime; one thread each compares the kernels, not the schedulers)"))
     ap.add_argument("--repeats", type=int, default=None)
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import onnxruntime
     import torch
@@ -189,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             results[key] = bench_model(key, batches=(1, 8), repeats=repeats, threads=args.threads, work=Path(tmp))
         variants = {} if args.quick else int8_variants(repeats=3, threads=args.threads, work=Path(tmp))
     meta = {"machine": _cpu(), "tools": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
-            "command": "python benchmarks/runtime_latency.py" + (" --quick" if args.quick else ""),
+            "command": "python benchmarks/runtime_latency.py" + (" --quick" if args.quick else "")
+                       + (f" --threads {args.threads}" if args.threads != 1 else ""),
             "threads": args.threads, "repeats": repeats, "int8_variants": variants,
             "loadavg_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]}
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,6 @@ import httpx
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from serve.bench.online import load_images  # noqa: E402
 from serve.bench.stats import summarize  # noqa: E402

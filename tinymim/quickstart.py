@@ -69,11 +69,11 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
         "finetune": dict(epochs=1, limit_train=3000, limit_val=1000, batch_size=64, lr=1e-3),
     },
     "cpu": {
-        "teacher": dict(arch="vit_small", img_size=28, patch_size=7, depth=4, epochs=1, limit_train=24000,
+        "teacher": dict(arch="vit_small", img_size=28, patch_size=7, depth=4, epochs=1, limit_train=20000,
                         batch_size=128, lr=1e-3),
-        "distill": dict(student="vit_tiny", student_depth=4, epochs=1, limit_train=30000, batch_size=128,
+        "distill": dict(student="vit_tiny", student_depth=4, epochs=1, limit_train=24000, batch_size=128,
                         base_lr=1e-3),
-        "finetune": dict(epochs=1, batch_size=128, lr=2e-3),
+        "finetune": dict(epochs=1, limit_train=48000, batch_size=128, lr=2e-3),
     },
     "standard": {
         "teacher": dict(arch="vit_small", img_size=224, patch_size=16, epochs=10, batch_size=128, lr=1e-3),

@@ -68,7 +68,6 @@ def write_summary(root: Path, cfg: Any, results: dict[str, dict[str, Any]], *, w
     lat_pt = _pytorch_latency_ms({"teacher": Path(teacher["run"]), "student": Path(student["run"])})
     t_acc, s_acc = teacher["top1"], student["top1"]
     artifacts = results["export"]["artifacts"]
-    served_art = next(a for a in artifacts if a["name"] == serve["artifact"])
     art_b1 = {a["name"]: float(a["latency_ms"].get("1", float("nan"))) for a in artifacts if a.get("latency_ms")}
     levels = {lv["concurrency"]: lv for lv in (serve["bench"]["online"] or {}).get("levels", [])}
     c1 = levels.get(min(levels)) if levels else {}

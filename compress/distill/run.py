@@ -86,13 +86,15 @@ def distill_once(cfg: "DistillConfig") -> Path:
                            amp=cfg.amp, num_workers=cfg.num_workers, seed=cfg.seed,
                            checkpoint_every_steps=cfg.checkpoint_every_steps,
                            best_metric="top1" if trains_head else None, progress=cfg.progress)
-    eval_fn = None
+    eval_fn: Any = None
     if trains_head:
         student_eval = classification_eval(TransformDataset(bundle.val, eval_transform(s_pre)),
                                            batch_size=cfg.batch_size)
 
-        def eval_fn(module: Any, device: Any) -> dict[str, Any]:  # fit passes the DistillModule; rate its student
+        def rate_student(module: Any, device: Any) -> dict[str, Any]:  # fit passes the DistillModule
             return student_eval(module.student, device)
+
+        eval_fn = rate_student
     config = config_to_dict(cfg)
     arch = resolve_arch(cfg.student)
 

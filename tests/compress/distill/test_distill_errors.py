@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import timm
-import torch
 from safetensors.torch import save_file
 
 from compress.commands.distill import run_config
