@@ -34,7 +34,10 @@ def test_student_learns_and_every_gate_passes(quickstart):
 def test_http_answers_match_runtime(quickstart):
     cfg, summary = quickstart
     served = summary["served"]
-    assert served["http_vs_runtime_agreement"] == 100.0
+    # Batch composition differs between the server and the direct check; FP32 must match exactly, INT8 within
+    # the gate's agreement threshold (dynamic INT8 scales activations per batch).
+    required = 100.0 if served["artifact"] == "onnx-fp32" else 98.0
+    assert served["http_vs_runtime_agreement"] >= required
     assert served["http_top1"] > 50.0
     assert served["levels"] and all(lv["p50_ms"] > 0 for lv in served["levels"])
 

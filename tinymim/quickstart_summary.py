@@ -126,7 +126,8 @@ def write_summary(root: Path, cfg: Any, results: dict[str, dict[str, Any]], *, w
         "",
         f"Served artifact `{serve['artifact']}` over HTTP: {serve['http_images']} held-out images, top-1 "
         f"{serve['http_top1']:.2f}%, {serve['http_vs_runtime_agreement']:.1f}% identical to direct runtime "
-        f"predictions; batch sizes formed by the server: {serve['batch_sizes_seen']}.",
+        f"predictions (required: the gate's {serve.get('required_agreement', 100.0):.1f}% for this artifact; the "
+        f"server forms its own batches); batch sizes formed by the server: {serve['batch_sizes_seen']}.",
     ]
     for lv in levels.values():
         lines.append(f"- concurrency {lv['concurrency']}: p50 {lv['p50_ms']:.2f} ms, p99 {lv['p99_ms']:.2f} ms, "
