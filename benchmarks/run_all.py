@@ -54,6 +54,12 @@ def assemble() -> None:
         "",
         f"Assembled {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on: {machine()}.",
         "",
+        "Not measured yet (no NVIDIA GPU was available to the sessions that wrote these figures): bf16 ViT-S",
+        "training at 224 px (`tinymim train --device cuda --amp bf16`), the ViT-B -> ViT-T distillation step at 224 px",
+        "(`python benchmarks/distill_step.py --preset vit_b --device cuda --amp bf16`), TensorRT FP16/INT8 build, gate",
+        "and latency for ViT-T/ViT-S, and the served TensorRT p50/p99 at concurrency 1 and 32. The TensorRT tests",
+        "(`pytest -m 'gpu or tensorrt'`) skip on CPU machines.",
+        "",
     ]
     for p in sections:
         parts += [p.read_text().strip(), ""]
