@@ -21,7 +21,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 OUT = HERE.parent / "BENCHMARKS.md"
-ORDER = ["train_throughput", "distill_step", "ablation", "runtime_latency", "serve_latency", "quickstart"]
+ORDER = ["train_throughput", "distill_step", "ablation", "ablation_budget8", "ablation_discussion",
+         "runtime_latency", "serve_latency", "quickstart"]
 SKIP = {"run_all"}
 
 
