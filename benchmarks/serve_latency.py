@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 from serve.bench.online import load_images  # noqa: E402
 from serve.bench.stats import summarize  # noqa: E402
+from serve.process import ServerProcess  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -66,24 +66,6 @@ def build_bundle(root: Path, max_batch: int) -> Path:
         source={"note": "benchmarks/serve_latency.py: timm vit_tiny_patch16_224, random init"},
     ).save(root)
     return root
-
-
-def start_server(bundle: Path, port: int, max_batch: int, log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "tinymim.cli", "serve", str(bundle), "--port", str(port),
-           "--max-batch-size", str(max_batch), "--max-queue-delay-ms", "5"]
-    proc = subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=REPO)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log.read_text()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server not ready")
 
 
 async def served_level(url: str, req: tuple[str, bytes, dict], concurrency: int, duration: float) -> dict:
@@ -193,13 +175,9 @@ def main() -> int:
         x1 = pre.batch([jpeg])
         for n in (1, *big):  # warm-up
             runtime.infer(np.repeat(x1, n, 0))
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        url = f"http://127.0.0.1:{port}"
-        proc = start_server(bundle, port, max_batch, tmp / "server.log")
+        server = ServerProcess(bundle, "--max-batch-size", str(max_batch), "--max-queue-delay-ms", "5",
+                               log_path=tmp / "server.log", cwd=REPO).wait_ready(180)
+        url = server.url
         v1_req = ("/v1/classify?top_k=1", jpeg, {"Content-Type": "image/jpeg"})
         v2_req = tensor_request(x1)
         try:
@@ -231,8 +209,7 @@ def main() -> int:
                                   "errors": {"v1": v1["errors"], "v2": v2["errors"]}})
             metrics = httpx.get(url + "/metrics").text
         finally:
-            proc.terminate()
-            proc.wait(60)
+            server.stop()
             runtime.close()
 
     rt = summarize(pooled["runtime_b1"])["p50_ms"]

@@ -9,11 +9,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import signal
-import socket
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -111,49 +106,6 @@ def export_stage(cfg: Any, stage_dir: Path, finetune_dir: Path) -> dict[str, Any
     return {"bundle": str(result.bundle), "artifacts": artifacts, "report_md": str(result.bundle / "report.md")}
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _Server:
-    """``tinymim serve`` in a child process on loopback; stopped with SIGTERM (graceful drain)."""
-
-    def __init__(self, bundle: Path, port: int, log_path: Path) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.log_file = open(log_path, "w")
-        cmd = [sys.executable, "-m", "tinymim.cli", "serve", str(bundle), "--host", "127.0.0.1", "--port", str(port)]
-        self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT)
-        self.log_path = log_path
-
-    def wait_ready(self, timeout_s: float = 120.0) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise QuickstartError(f"serve: the server exited with code {self.proc.returncode}; log: {self.log_path}")
-            try:
-                if httpx.get(self.url + "/v2/health/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise QuickstartError(f"serve: the server was not ready after {timeout_s:.0f} s; log: {self.log_path}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log_file.close()
-        return self.proc.returncode
-
-
 def _held_out_images(n: int) -> tuple[list[bytes], list[int]]:
     """The last ``n`` images of Fashion-MNIST's official test split, PNG-encoded, with their labels."""
     from compress.data import build_datasets
@@ -179,11 +131,12 @@ def serve_stage(cfg: Any, stage_dir: Path, bundle_dir: Path) -> dict[str, Any]:
     from serve.bench.run import run_bench
     from serve.bundle import load_bundle
     from serve.preprocess import Preprocessor
+    from serve.process import ServerProcess
     from serve.runtimes import open_runtime
 
     stage_dir.mkdir(parents=True, exist_ok=True)
     images, labels = _held_out_images(cfg.http_images)
-    server = _Server(bundle_dir, cfg.port or _free_port(), stage_dir / "server.log")
+    server = ServerProcess(bundle_dir, log_path=stage_dir / "server.log", port=cfg.port)
     try:
         server.wait_ready()
         info = httpx.get(server.url + "/v1/model", timeout=10).json()

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import io
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import numpy as np
 from PIL import Image
+
+from serve.process import ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,56 +25,15 @@ def image_bytes(seed: int, size: tuple[int, int] = (40, 30), fmt: str = "PNG", m
     return buf.getvalue()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class ServerProc:
-    proc: subprocess.Popen
-    port: int
-    log_path: Path
-    url: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
+ServerProc = ServerProcess
 
 
 def start_server(bundle: Path, log_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90) -> ServerProc:
-    """`tinymim serve BUNDLE --port FREE ARGS` as a subprocess; returns once /v2/health/ready is 200."""
+    """`tinymim serve BUNDLE --port FREE ARGS` as a subprocess (one thread each); returns once ready."""
     port = free_port()
-    log_path = log_dir / f"server-{port}.log"
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "TINYMIM_THREADS": "1", "TINYMIM_PREPROCESS_WORKERS": "2", **(env or {})}
-    cmd = [sys.executable, "-m", "tinymim.cli", "serve", str(bundle), "--port", str(port), *args]
-    with open(log_path, "wb") as logf:
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=full_env, cwd=REPO)
-    server = ServerProc(proc, port, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
-        try:
-            if httpx.get(server.url + "/v2/health/ready", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"server not ready after {timeout} s:\n{server.log()}")
+    env = {"OMP_NUM_THREADS": "1", "TINYMIM_THREADS": "1", "TINYMIM_PREPROCESS_WORKERS": "2", **(env or {})}
+    server = ServerProcess(bundle, *args, log_path=log_dir / f"server-{port}.log", port=port, env=env, cwd=REPO)
+    return server.wait_ready(timeout)
 
 
 def rss_kib(pid: int) -> int:
