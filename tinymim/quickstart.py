@@ -16,7 +16,6 @@ that fails stops the run with that stage's own error and keeps everything alread
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import shutil
@@ -168,7 +167,3 @@ def run(args: argparse.Namespace) -> int:
     summary = run_config(cfg)
     print(Path(summary["summary_md"]).read_text())
     return 0
-
-
-def replace(cfg: QuickstartConfig, **changes: Any) -> QuickstartConfig:
-    return dataclasses.replace(cfg, **changes)
