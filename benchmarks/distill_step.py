@@ -28,8 +28,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,19 +49,35 @@ PRESETS: dict[str, dict[str, Any]] = {
 def _vit(dim: int, heads: int, depth: int, img: int, patch: int) -> torch.nn.Module:
     import timm
 
-    return timm.create_model("vit_base_patch16_224", pretrained=False, img_size=img, patch_size=patch,
-                             embed_dim=dim, num_heads=heads, depth=depth, num_classes=10, in_chans=3)
+    return timm.create_model(
+        "vit_base_patch16_224",
+        pretrained=False,
+        img_size=img,
+        patch_size=patch,
+        embed_dim=dim,
+        num_heads=heads,
+        depth=depth,
+        num_classes=10,
+        in_chans=3,
+    )
 
 
 def build(p: dict[str, Any], device: torch.device):
-    from compress.distill.setup import build_distillation
     from compress.distill.schedule import build_optimizer
+    from compress.distill.setup import build_distillation
 
     torch.manual_seed(0)
     teacher = _vit(p["t_dim"], p["t_heads"], p["t_depth"], p["img"], p["patch"]).to(device)
     student = _vit(p["s_dim"], p["s_heads"], p["s_depth"], p["img"], p["patch"]).to(device)
-    d = build_distillation(teacher, student, (("relation", 1.0),), teacher_is_classifier=True, num_classes=10,
-                           teacher_block=18, drop_path=0.1)
+    d = build_distillation(
+        teacher,
+        student,
+        (("relation", 1.0),),
+        teacher_is_classifier=True,
+        num_classes=10,
+        teacher_block=18,
+        drop_path=0.1,
+    )
     d.module.to(device)
     opt = build_optimizer(d.module, lr=1e-4)
     return d, opt
@@ -85,8 +102,11 @@ def bare_step_fn(d, opt, target: int) -> Callable[[torch.Tensor, torch.Tensor], 
         return h
 
     def kl(t, s):
-        return F.kl_div(F.log_softmax(s.float(), -1), F.log_softmax(t.float(), -1), log_target=True,
-                        reduction="none").sum(-1).mean()
+        return (
+            F.kl_div(F.log_softmax(s.float(), -1), F.log_softmax(t.float(), -1), log_target=True, reduction="none")
+            .sum(-1)
+            .mean()
+        )
 
     def rel(a, b):
         return (a.float() @ b.float().transpose(-2, -1)) * a.shape[-1] ** -0.5
@@ -145,8 +165,10 @@ def naive_step_fn(d, opt, target: int) -> Callable[[torch.Tensor, torch.Tensor],
             (qt, kt, vt), _ = _naive_forward(teacher, xt, target)
         (qs, ks, vs), _ = _naive_forward(student, xs, len(student.blocks) - 1)
         b, m, n, _ = qs.shape
-        loss = (F.kl_div(rel_log(qs, ks), rel(qt, kt), reduction="sum")
-                + F.kl_div(rel_log(vs, vs), rel(vt, vt), reduction="sum")) / (b * m * n)
+        loss = (
+            F.kl_div(rel_log(qs, ks), rel(qt, kt), reduction="sum")
+            + F.kl_div(rel_log(vs, vs), rel(vt, vt), reduction="sum")
+        ) / (b * m * n)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -157,7 +179,9 @@ def naive_step_fn(d, opt, target: int) -> Callable[[torch.Tensor, torch.Tensor],
 # ----------------------------------------------------------------------------------------------- tinymim
 
 
-def tinymim_step_fn(d, opt, device: torch.device, amp: torch.dtype | None) -> Callable[[torch.Tensor, torch.Tensor, int], None]:
+def tinymim_step_fn(
+    d, opt, device: torch.device, amp: torch.dtype | None
+) -> Callable[[torch.Tensor, torch.Tensor, int], None]:
     from compress.engine import train_one_epoch
 
     labels = None
@@ -167,14 +191,24 @@ def tinymim_step_fn(d, opt, device: torch.device, amp: torch.dtype | None) -> Ca
         if labels is None:
             labels = torch.zeros(xs.shape[0], dtype=torch.long, device=device)
         # one "epoch" of n batches, as fit calls it (amp handled by the engine itself)
-        train_one_epoch(d.module, [((xt, xs), labels)] * n, opt, d.loss_fn, device=device, epoch=0,
-                        lr_fn=lambda s: 1e-4, amp_dtype=amp, progress=False)
+        train_one_epoch(
+            d.module,
+            [((xt, xs), labels)] * n,
+            opt,
+            d.loss_fn,
+            device=device,
+            epoch=0,
+            lr_fn=lambda s: 1e-4,
+            amp_dtype=amp,
+            progress=False,
+        )
 
     return steps
 
 
-def _repeat(step: Callable[[torch.Tensor, torch.Tensor], None], amp: torch.dtype | None,
-            device: torch.device) -> Callable[[torch.Tensor, torch.Tensor, int], None]:
+def _repeat(
+    step: Callable[[torch.Tensor, torch.Tensor], None], amp: torch.dtype | None, device: torch.device
+) -> Callable[[torch.Tensor, torch.Tensor, int], None]:
     def steps(xt: torch.Tensor, xs: torch.Tensor, n: int) -> None:
         for _ in range(n):
             with torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext():
@@ -191,8 +225,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def measure(fns: dict[str, Callable], x: tuple[torch.Tensor, torch.Tensor], *, device: torch.device,
-            steps: int, rounds: int, warmup: int) -> dict[str, list[float]]:
+def measure(
+    fns: dict[str, Callable],
+    x: tuple[torch.Tensor, torch.Tensor],
+    *,
+    device: torch.device,
+    steps: int,
+    rounds: int,
+    warmup: int,
+) -> dict[str, list[float]]:
     """Seconds per step for each fn (``fn(xt, xs, n)`` runs n steps), per round; rounds interleave the fns
     so machine noise hits all of them alike."""
     times: dict[str, list[float]] = {k: [] for k in fns}
@@ -233,17 +274,30 @@ def main(argv: list[str] | None = None) -> int:
 
     d, opt = build(p, device)
     target = d.teacher.target_block  # 0-based index of block 18
-    x = (torch.randn(p["batch"], 3, p["img"], p["img"], device=device),
-         torch.randn(p["batch"], 3, p["img"], p["img"], device=device))
-    fns = {"tinymim": tinymim_step_fn(d, opt, device, amp), "bare": _repeat(bare_step_fn(d, opt, target), amp, device),
-           "naive": _repeat(naive_step_fn(d, opt, target), amp, device)}
+    x = (
+        torch.randn(p["batch"], 3, p["img"], p["img"], device=device),
+        torch.randn(p["batch"], 3, p["img"], p["img"], device=device),
+    )
+    fns = {
+        "tinymim": tinymim_step_fn(d, opt, device, amp),
+        "bare": _repeat(bare_step_fn(d, opt, target), amp, device),
+        "naive": _repeat(naive_step_fn(d, opt, target), amp, device),
+    }
     times = measure(fns, x, device=device, steps=steps, rounds=rounds, warmup=2)
     med = {k: statistics.median(v) for k, v in times.items()}
     result = {
-        "preset": preset, "sizes": p, "device": str(device), "amp": args.amp, "steps_per_round": steps,
-        "rounds": rounds, "teacher_target_block": target + 1, "teacher_blocks": p["t_depth"],
-        "threads": torch.get_num_threads(), "machine": _machine(device),
-        "median_step_s": med, "all_step_s": times,
+        "preset": preset,
+        "sizes": p,
+        "device": str(device),
+        "amp": args.amp,
+        "steps_per_round": steps,
+        "rounds": rounds,
+        "teacher_target_block": target + 1,
+        "teacher_blocks": p["t_depth"],
+        "threads": torch.get_num_threads(),
+        "machine": _machine(device),
+        "median_step_s": med,
+        "all_step_s": times,
         "img_per_s": {k: p["batch"] / v for k, v in med.items()},
         "ratio_tinymim_over_bare": med["tinymim"] / med["bare"],
         "speedup_naive_over_tinymim": med["naive"] / med["tinymim"],
@@ -251,8 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python " + " ".join(["benchmarks/distill_step.py", *(argv if argv is not None else sys.argv[1:])]),
     }
     _write(result, Path(args.out))
-    print(json.dumps({k: result[k] for k in ("median_step_s", "ratio_tinymim_over_bare", "speedup_naive_over_tinymim")},
-                     indent=2))
+    print(
+        json.dumps(
+            {k: result[k] for k in ("median_step_s", "ratio_tinymim_over_bare", "speedup_naive_over_tinymim")}, indent=2
+        )
+    )
     return 0
 
 
@@ -270,22 +327,24 @@ def _write(r: dict[str, Any], out: Path) -> None:
     s, m = r["sizes"], r["median_step_s"]
     md = f"""## Relation distillation step time (benchmarks/distill_step.py)
 
-Machine: {r['machine']}; device {r['device']}, amp {r['amp']}, {r['threads']} torch threads.
-Command: `{r['command']}`
+Machine: {r["machine"]}; device {r["device"]}, amp {r["amp"]}, {r["threads"]} torch threads.
+Command: `{r["command"]}`
 
-Teacher: ViT {s['t_depth']} blocks x {s['t_dim']} wide ({s['t_heads']} heads), target block {r['teacher_target_block']} of {r['teacher_blocks']};
-student: ViT {s['s_depth']} blocks x {s['s_dim']} ({s['s_heads']} heads, last block re-split into {s['t_heads']});
-{s['img']} px, patch {s['patch']}, batch {s['batch']}. Median of {r['rounds']} interleaved rounds of {r['steps_per_round']} steps.
+Teacher: ViT {s["t_depth"]} blocks x {s["t_dim"]} wide ({s["t_heads"]} heads), target block {r["teacher_target_block"]} of {r["teacher_blocks"]};
+student: ViT {s["s_depth"]} blocks x {s["s_dim"]} ({s["s_heads"]} heads, last block re-split into {s["t_heads"]});
+{s["img"]} px, patch {s["patch"]}, batch {s["batch"]}. Median of {r["rounds"]} interleaved rounds of {r["steps_per_round"]} steps.
 
 | step | median s/step | img/s | ratio |
 |---|---|---|---|
-| bare bound (teacher to block {r['teacher_target_block']} no-grad + student fwd/bwd + AdamW) | {m['bare']:.4f} | {r['img_per_s']['bare']:.0f} | 1.00 |
-| `tinymim distill --method relation` code path | {m['tinymim']:.4f} | {r['img_per_s']['tinymim']:.0f} | **{r['ratio_tinymim_over_bare']:.3f}x bare** (target <= {r['target_ratio']:.2f}) |
-| naive (whole teacher + student, attention materialised in every block) | {m['naive']:.4f} | {r['img_per_s']['naive']:.0f} | tinymim is **{r['speedup_naive_over_tinymim']:.2f}x faster** |
+| bare bound (teacher to block {r["teacher_target_block"]} no-grad + student fwd/bwd + AdamW) | {m["bare"]:.4f} | {r["img_per_s"]["bare"]:.0f} | 1.00 |
+| `tinymim distill --method relation` code path | {m["tinymim"]:.4f} | {r["img_per_s"]["tinymim"]:.0f} | **{r["ratio_tinymim_over_bare"]:.3f}x bare** (target <= {r["target_ratio"]:.2f}) |
+| naive (whole teacher + student, attention materialised in every block) | {m["naive"]:.4f} | {r["img_per_s"]["naive"]:.0f} | tinymim is **{r["speedup_naive_over_tinymim"]:.2f}x faster** |
 """
     if r["device"] == "cpu":
-        md += ("\nGPU figure (ViT-B-width 24-block teacher -> ViT-T, 224 px, bf16, batch 128): not measured in this run; "
-               "on a GPU: `python benchmarks/distill_step.py --preset vit_b --device cuda --amp bf16`.\n")
+        md += (
+            "\nGPU figure (ViT-B-width 24-block teacher -> ViT-T, 224 px, bf16, batch 128): not measured in this run; "
+            "on a GPU: `python benchmarks/distill_step.py --preset vit_b --device cuda --amp bf16`.\n"
+        )
     out.with_suffix(".md").write_text(md)
 
 

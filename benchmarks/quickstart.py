@@ -24,8 +24,18 @@ def main() -> int:
     ap.add_argument("--out", default="runs/bench-quickstart")
     args = ap.parse_args()
     size = "tiny" if args.quick else "cpu"
-    cmd = [sys.executable, "-m", "tinymim.cli", "quickstart", "--fresh", "--no-progress", "--size", size,
-           "--out", args.out]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tinymim.cli",
+        "quickstart",
+        "--fresh",
+        "--no-progress",
+        "--size",
+        size,
+        "--out",
+        args.out,
+    ]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
@@ -55,19 +65,29 @@ def main() -> int:
         lat = a.get("latency_ms") or {}
         big = max(lat, key=int) if lat else None
         agree = (a.get("gate") or {}).get("agreement")
-        lines.append(f"| {a['name']} | {'yes' if a['servable'] else 'no: ' + str(a.get('reason'))} | "
-                     f"{'' if agree is None else f'{100 * agree:.2f}%'} | {lat.get('1', float('nan')):.2f} ms | "
-                     f"{'' if big is None else f'{lat[big]:.2f} ms (batch {big})'} |")
+        lines.append(
+            f"| {a['name']} | {'yes' if a['servable'] else 'no: ' + str(a.get('reason'))} | "
+            f"{'' if agree is None else f'{100 * agree:.2f}%'} | {lat.get('1', float('nan')):.2f} ms | "
+            f"{'' if big is None else f'{lat[big]:.2f} ms (batch {big})'} |"
+        )
     served = summary["served"]
-    lines += ["", f"Served `{served['artifact']}` over HTTP: top-1 {served['http_top1']:.2f}% on held-out images, "
-              f"{served['http_vs_runtime_agreement']:.1f}% identical to direct runtime predictions (the server forms "
-              "its own batches; dynamic INT8 scales activations per batch, so near-ties can flip)."]
+    lines += [
+        "",
+        f"Served `{served['artifact']}` over HTTP: top-1 {served['http_top1']:.2f}% on held-out images, "
+        f"{served['http_vs_runtime_agreement']:.1f}% identical to direct runtime predictions (the server forms "
+        "its own batches; dynamic INT8 scales activations per batch, so near-ties can flip).",
+    ]
     for lv in served["levels"]:
-        lines.append(f"- concurrency {lv['concurrency']}: p50 {lv['p50_ms']:.2f} ms, p99 {lv['p99_ms']:.2f} ms, "
-                     f"{lv['throughput_rps']:.1f} req/s")
-    lines += ["", f"Ratios: {summary['param_reduction']:.1f}x fewer parameters; served student "
-              f"{summary['speedup_vs_teacher_pytorch']:.1f}x faster at batch 1 than the teacher in PyTorch; accuracy "
-              f"cost {summary['accuracy_cost_points']:+.2f} points (teacher minus student)."]
+        lines.append(
+            f"- concurrency {lv['concurrency']}: p50 {lv['p50_ms']:.2f} ms, p99 {lv['p99_ms']:.2f} ms, "
+            f"{lv['throughput_rps']:.1f} req/s"
+        )
+    lines += [
+        "",
+        f"Ratios: {summary['param_reduction']:.1f}x fewer parameters; served student "
+        f"{summary['speedup_vs_teacher_pytorch']:.1f}x faster at batch 1 than the teacher in PyTorch; accuracy "
+        f"cost {summary['accuracy_cost_points']:+.2f} points (teacher minus student).",
+    ]
     (RESULTS / "quickstart.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -21,8 +21,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 OUT = HERE.parent / "BENCHMARKS.md"
-ORDER = ["train_throughput", "distill_step", "ablation", "ablation_budget8", "ablation_discussion",
-         "runtime_latency", "serve_latency", "quickstart"]
+ORDER = [
+    "train_throughput",
+    "distill_step",
+    "ablation",
+    "ablation_budget8",
+    "ablation_discussion",
+    "runtime_latency",
+    "serve_latency",
+    "quickstart",
+]
 SKIP = {"run_all"}
 
 
@@ -82,8 +90,10 @@ def main() -> int:
                 failed.append(script.stem)
                 stale = RESULTS / f"{script.stem}.md"
                 if stale.exists() and "STALE" not in stale.read_text()[:200]:
-                    stale.write_text(f"> STALE: the last run of {script.name} failed; figures below are older.\n\n"
-                                     + stale.read_text())
+                    stale.write_text(
+                        f"> STALE: the last run of {script.name} failed; figures below are older.\n\n"
+                        + stale.read_text()
+                    )
     assemble()
     if failed:
         print("failed:", ", ".join(failed), file=sys.stderr)

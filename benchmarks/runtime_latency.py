@@ -37,10 +37,20 @@ def _cpu() -> dict[str, str]:
         flags = next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags"))
     except (OSError, StopIteration):
         pass
-    name = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                 if l.startswith("model name")), platform.processor())
-    return {"cpu": name, "cores": str(len(os.sched_getaffinity(0))),
-            "avx512_vnni": str("avx512_vnni" in flags), "avx_vnni": str(" avx_vnni" in flags)}
+    name = next(
+        (
+            l.split(":", 1)[1].strip()
+            for l in Path("/proc/cpuinfo").read_text().splitlines()
+            if l.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": name,
+        "cores": str(len(os.sched_getaffinity(0))),
+        "avx512_vnni": str("avx512_vnni" in flags),
+        "avx_vnni": str(" avx_vnni" in flags),
+    }
 
 
 def bench_model(key: str, *, batches: tuple[int, ...], repeats: int, threads: int, work: Path) -> dict:
@@ -85,8 +95,12 @@ def bench_model(key: str, *, batches: tuple[int, ...], repeats: int, threads: in
         cos = (out * ref).sum(1) / (np.linalg.norm(out, axis=1) * np.linalg.norm(ref, axis=1))
         proxy[name] = {"cos_min": float(cos.min()), "agreement": float((out.argmax(1) == ref.argmax(1)).mean())}
     lat = interleaved_latency(fns, input_shape=shape, batch_sizes=batches, repeats=repeats, warmup=2)
-    return {"latency_ms": lat, "proxy_vs_pytorch": proxy, "quantization": {"static": static, "dynamic": dynamic},
-            "build_s": round(build_s, 1)}
+    return {
+        "latency_ms": lat,
+        "proxy_vs_pytorch": proxy,
+        "quantization": {"static": static, "dynamic": dynamic},
+        "build_s": round(build_s, 1),
+    }
 
 
 INT8_VARIANTS = {
@@ -121,58 +135,105 @@ def int8_variants(*, repeats: int, threads: int, work: Path) -> dict:
     ops: dict[str, dict] = {}
     for i, (name, (fmt, op_types, pc, act, rr)) in enumerate(INT8_VARIANTS.items()):
         dst = work / f"variant{i}.onnx"
-        quantize_static(str(pre), str(dst), ArrayReader(calib, 8), quant_format=getattr(QuantFormat, fmt),
-                        op_types_to_quantize=list(op_types), per_channel=pc, reduce_range=rr,
-                        activation_type=getattr(QuantType, act), weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax, extra_options={"WeightSymmetric": True})
+        quantize_static(
+            str(pre),
+            str(dst),
+            ArrayReader(calib, 8),
+            quant_format=getattr(QuantFormat, fmt),
+            op_types_to_quantize=list(op_types),
+            per_channel=pc,
+            reduce_range=rr,
+            activation_type=getattr(QuantType, act),
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"WeightSymmetric": True},
+        )
         fns[name] = OnnxRuntime(dst, max_batch=64, threads=threads).infer
         ops[name] = count_quantized(dst)
     quantize_dynamic_int8(work / "vs.onnx", work / "dyn.onnx")
     fns["dynamic u8s8 per-channel (MatMul/Gemm)"] = OnnxRuntime(work / "dyn.onnx", max_batch=64, threads=threads).infer
     ops["dynamic u8s8 per-channel (MatMul/Gemm)"] = count_quantized(work / "dyn.onnx")
     lat = interleaved_latency(fns, input_shape=shape, batch_sizes=(8,), repeats=repeats)
-    return {name: {"ms_batch8": lat[name]["8"], "speedup_vs_fp32": round(lat["fp32"]["8"] / lat[name]["8"], 3),
-                   "quantized_nodes": ops.get(name, {})} for name in fns}
+    return {
+        name: {
+            "ms_batch8": lat[name]["8"],
+            "speedup_vs_fp32": round(lat["fp32"]["8"] / lat[name]["8"], 3),
+            "quantized_nodes": ops.get(name, {}),
+        }
+        for name in fns
+    }
 
 
 def render(results: dict, meta: dict) -> str:
-    lines = ["## Runtime latency (CPU): PyTorch eager vs ONNX Runtime FP32 vs INT8", "",
-             f"Machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores visible, "
-             f"AVX512-VNNI: {meta['machine']['avx512_vnni']}; {meta['threads']} intra-op thread(s) per candidate; shared with other jobs (1-min load average before/after: "
-             f"{meta['loadavg_1min_before_after']}; medians of interleaved runs, so ratios are fairer than absolutes). "
-             f"torch {meta['tools']['torch']}, onnxruntime {meta['tools']['onnxruntime']}.", "",
-             f"Command: `{meta['command']}`", "",
-             "| model | batch | PyTorch ms | ORT FP32 ms (speed-up vs PyTorch) | ORT INT8 static QDQ ms (vs FP32) | "
-             "ORT INT8 dynamic ms (vs FP32) |", "|---|---|---|---|---|---|"]
+    lines = [
+        "## Runtime latency (CPU): PyTorch eager vs ONNX Runtime FP32 vs INT8",
+        "",
+        f"Machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores visible, "
+        f"AVX512-VNNI: {meta['machine']['avx512_vnni']}; {meta['threads']} intra-op thread(s) per candidate; shared with other jobs (1-min load average before/after: "
+        f"{meta['loadavg_1min_before_after']}; medians of interleaved runs, so ratios are fairer than absolutes). "
+        f"torch {meta['tools']['torch']}, onnxruntime {meta['tools']['onnxruntime']}.",
+        "",
+        f"Command: `{meta['command']}`",
+        "",
+        "| model | batch | PyTorch ms | ORT FP32 ms (speed-up vs PyTorch) | ORT INT8 static QDQ ms (vs FP32) | "
+        "ORT INT8 dynamic ms (vs FP32) |",
+        "|---|---|---|---|---|---|",
+    ]
     for key, r in results.items():
         lat = r["latency_ms"]
         for b in lat["pytorch-eager"]:
             pt, f32 = lat["pytorch-eager"][b], lat["onnxruntime-fp32"][b]
             st, dy = lat["onnxruntime-int8-static-qdq"][b], lat["onnxruntime-int8-dynamic"][b]
-            lines.append(f"| {key} 224px | {b} | {pt:.1f} | {f32:.1f} ({pt / f32:.2f}x) | {st:.1f} ({f32 / st:.2f}x) | "
-                         f"{dy:.1f} ({f32 / dy:.2f}x) |")
-    lines += ["", "Accuracy proxy (random-init weights, 16 random inputs): logits cosine min / top-1 agreement "
-              "against PyTorch:", ""]
+            lines.append(
+                f"| {key} 224px | {b} | {pt:.1f} | {f32:.1f} ({pt / f32:.2f}x) | {st:.1f} ({f32 / st:.2f}x) | "
+                f"{dy:.1f} ({f32 / dy:.2f}x) |"
+            )
+    lines += [
+        "",
+        "Accuracy proxy (random-init weights, 16 random inputs): logits cosine min / top-1 agreement against PyTorch:",
+        "",
+    ]
     for key, r in results.items():
-        lines.append(f"- {key}: " + "; ".join(f"{n} {p['cos_min']:.4f} / {p['agreement'] * 100:.0f}%"
-                                             for n, p in r["proxy_vs_pytorch"].items() if n != "pytorch-eager"))
+        lines.append(
+            f"- {key}: "
+            + "; ".join(
+                f"{n} {p['cos_min']:.4f} / {p['agreement'] * 100:.0f}%"
+                for n, p in r["proxy_vs_pytorch"].items()
+                if n != "pytorch-eager"
+            )
+        )
     if meta.get("int8_variants"):
-        lines += ["", "INT8 investigation (ViT-T 224 px, batch 8, interleaved; speed-up vs ORT FP32):", "",
-                  "| setting | ms | speed-up |", "|---|---|---|"]
+        lines += [
+            "",
+            "INT8 investigation (ViT-T 224 px, batch 8, interleaved; speed-up vs ORT FP32):",
+            "",
+            "| setting | ms | speed-up |",
+            "|---|---|---|",
+        ]
         for name, v in meta["int8_variants"].items():
             lines.append(f"| {name} | {v['ms_batch8']:.1f} | {v['speedup_vs_fp32']:.2f}x |")
-    lines += ["", "Targets: ORT FP32 no slower than PyTorch; INT8 >= 1.5x faster than FP32 at batch 8. "
-              "Real accuracy of each artifact comes from the export gate on a trained student (bundle report.md).", ""]
+    lines += [
+        "",
+        "Targets: ORT FP32 no slower than PyTorch; INT8 >= 1.5x faster than FP32 at batch 8. "
+        "Real accuracy of each artifact comes from the export gate on a trained student (bundle report.md).",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="ViT-T only, fewer repeats")
-    ap.add_argument("--threads", type=int, default=1, help=(
-        "intra-op threads for every candidate (default 1: on a shared, oversubscribed 2-core machine PyTorch's "
-        "OpenMP barriers collapse (we saw 29 ms -> 1500 ms for ViT-T batch 1) while ONNX Runtime's pool does not, "
-        "which would flatter ONNX Runtime; one thread each compares the kernels, not the schedulers)"))
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help=(
+            "intra-op threads for every candidate (default 1: on a shared, oversubscribed 2-core machine PyTorch's "
+            "OpenMP barriers collapse (we saw 29 ms -> 1500 ms for ViT-T batch 1) while ONNX Runtime's pool does not, "
+            "which would flatter ONNX Runtime; one thread each compares the kernels, not the schedulers)"
+        ),
+    )
     ap.add_argument("--repeats", type=int, default=None)
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -187,11 +248,17 @@ def main(argv: list[str] | None = None) -> int:
         for key in keys:
             results[key] = bench_model(key, batches=(1, 8), repeats=repeats, threads=args.threads, work=Path(tmp))
         variants = {} if args.quick else int8_variants(repeats=3, threads=args.threads, work=Path(tmp))
-    meta = {"machine": _cpu(), "tools": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
-            "command": "python benchmarks/runtime_latency.py" + (" --quick" if args.quick else "")
-                       + (f" --threads {args.threads}" if args.threads != 1 else ""),
-            "threads": args.threads, "repeats": repeats, "int8_variants": variants,
-            "loadavg_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]}
+    meta = {
+        "machine": _cpu(),
+        "tools": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
+        "command": "python benchmarks/runtime_latency.py"
+        + (" --quick" if args.quick else "")
+        + (f" --threads {args.threads}" if args.threads != 1 else ""),
+        "threads": args.threads,
+        "repeats": repeats,
+        "int8_variants": variants,
+        "loadavg_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "runtime_latency.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     (RESULTS / "runtime_latency.md").write_text(render(results, meta))

@@ -53,14 +53,28 @@ def build_bundle(root: Path, max_batch: int) -> Path:
     onnx_path = root / "model.onnx"
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.randn(1, 3, 224, 224),), str(onnx_path), input_names=["input"],
-                          output_names=["logits"], opset_version=17, dynamo=False,
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        torch.onnx.export(
+            model,
+            (torch.randn(1, 3, 224, 224),),
+            str(onnx_path),
+            input_names=["input"],
+            output_names=["logits"],
+            opset_version=17,
+            dynamo=False,
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
     Bundle(
-        model_name="vit-tiny", labels=[f"class_{i}" for i in range(10)],
-        preprocess={"input_size": [3, 224, 224], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
-                    "interpolation": "bicubic", "crop_pct": 0.875},
-        input=TensorSpec("input", "FP32", [-1, 3, 224, 224]), output=TensorSpec("logits", "FP32", [-1, 10]),
+        model_name="vit-tiny",
+        labels=[f"class_{i}" for i in range(10)],
+        preprocess={
+            "input_size": [3, 224, 224],
+            "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225],
+            "interpolation": "bicubic",
+            "crop_pct": 0.875,
+        },
+        input=TensorSpec("input", "FP32", [-1, 3, 224, 224]),
+        output=TensorSpec("logits", "FP32", [-1, 10]),
         max_batch=max_batch,
         artifacts=[Artifact("onnx-fp32", "model.onnx", "onnx", "fp32", "onnxruntime", sha256_file(onnx_path))],
         source={"note": "benchmarks/serve_latency.py: timm vit_tiny_patch16_224, random init"},
@@ -95,19 +109,35 @@ async def served_level(url: str, req: tuple[str, bytes, dict], concurrency: int,
 
 def tensor_request(x: np.ndarray) -> tuple[str, bytes, dict]:
     """Preprocessed FP32 [1,3,224,224] through the v2 binary protocol."""
-    head = json.dumps({"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
-                                   "parameters": {"binary_data_size": x.nbytes}}],
-                       "outputs": [{"name": "logits", "parameters": {"binary_data": True}}]}).encode()
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": list(x.shape),
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": x.nbytes},
+                }
+            ],
+            "outputs": [{"name": "logits", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
     return "/v2/models/vit-tiny/infer", head + x.tobytes(), {"Inference-Header-Content-Length": str(len(head))}
 
 
-async def paired_c1(url: str, runtime, x: np.ndarray, reqs: dict[str, tuple], duration: float) -> dict[str, list[float]]:
+async def paired_c1(
+    url: str, runtime, x: np.ndarray, reqs: dict[str, tuple], duration: float
+) -> dict[str, list[float]]:
     """Concurrency 1, paired: runtime-alone call, then one served request, back to back, per path.
 
     Pairs measured milliseconds apart see the same background load, so their difference is the service's
     overhead even on a busy shared machine."""
-    out: dict[str, list[float]] = {"runtime": [], "v1_server_internal": [], **{k: [] for k in reqs},
-                                   **{f"{k}_diff": [] for k in reqs if k != "floor"}}
+    out: dict[str, list[float]] = {
+        "runtime": [],
+        "v1_server_internal": [],
+        **{k: [] for k in reqs},
+        **{f"{k}_diff": [] for k in reqs if k != "floor"},
+    }
     async with httpx.AsyncClient(base_url=url, timeout=60) as c:
         t_end = time.perf_counter() + duration
         while time.perf_counter() < t_end:
@@ -128,7 +158,9 @@ async def paired_c1(url: str, runtime, x: np.ndarray, reqs: dict[str, tuple], du
                     out[f"{key}_diff"].append((t2 - t1) - (t1 - t0))
                     if path.startswith("/v1"):  # server's own view: total - preprocess - inference
                         t = r.json()["timing"]
-                        out["v1_server_internal"].append((t["total_ms"] - t["preprocess_ms"] - t["inference_ms"]) / 1000)
+                        out["v1_server_internal"].append(
+                            (t["total_ms"] - t["preprocess_ms"] - t["inference_ms"]) / 1000
+                        )
     return out
 
 
@@ -142,11 +174,15 @@ def offline_window(runtime, x: np.ndarray, duration: float) -> list[float]:
 
 
 def machine() -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "unknown CPU")
+    cpu = next(
+        (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "unknown CPU"
+    )
     import onnxruntime
 
-    return (f"{cpu}, {len(os.sched_getaffinity(0))} cores available (shared with other jobs), "
-            f"Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}")
+    return (
+        f"{cpu}, {len(os.sched_getaffinity(0))} cores available (shared with other jobs), "
+        f"Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}"
+    )
 
 
 def main() -> int:
@@ -161,8 +197,19 @@ def main() -> int:
     from serve.preprocess import Preprocessor
     from serve.runtimes import open_runtime
 
-    pooled: dict[str, list[float]] = {k: [] for k in ("runtime_b1", "preprocess", "v1_c1", "v2_c1", "v1_c1_diff", "v2_c1_diff",
-                                                     "v1_server_internal", "floor")}
+    pooled: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "runtime_b1",
+            "preprocess",
+            "v1_c1",
+            "v2_c1",
+            "v1_c1_diff",
+            "v2_c1_diff",
+            "v1_server_internal",
+            "floor",
+        )
+    }
     ratios: dict[str, list[float]] = {"v1": [], "v2": []}
     per_round = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,8 +222,15 @@ def main() -> int:
         x1 = pre.batch([jpeg])
         for n in (1, *big):  # warm-up
             runtime.infer(np.repeat(x1, n, 0))
-        server = ServerProcess(bundle, "--max-batch-size", str(max_batch), "--max-queue-delay-ms", "5",
-                               log_path=tmp / "server.log", cwd=REPO).wait_ready(180)
+        server = ServerProcess(
+            bundle,
+            "--max-batch-size",
+            str(max_batch),
+            "--max-queue-delay-ms",
+            "5",
+            log_path=tmp / "server.log",
+            cwd=REPO,
+        ).wait_ready(180)
         url = server.url
         v1_req = ("/v1/classify?top_k=1", jpeg, {"Content-Type": "image/jpeg"})
         v2_req = tensor_request(x1)
@@ -191,8 +245,15 @@ def main() -> int:
                     t0 = time.perf_counter()
                     pre(jpeg)
                     pooled["preprocess"].append(time.perf_counter() - t0)
-                paired = asyncio.run(paired_c1(url, runtime, x1, {"v1_c1": v1_req, "v2_c1": v2_req,
-                                                                  "floor": ("/v2/health/live", None, {})}, 2 * window))
+                paired = asyncio.run(
+                    paired_c1(
+                        url,
+                        runtime,
+                        x1,
+                        {"v1_c1": v1_req, "v2_c1": v2_req, "floor": ("/v2/health/live", None, {})},
+                        2 * window,
+                    )
+                )
                 pooled["runtime_b1"] += paired.pop("runtime")
                 for k, v in paired.items():
                     pooled[k] += v
@@ -204,9 +265,16 @@ def main() -> int:
                 v2 = asyncio.run(served_level(url, v2_req, 16, 2 * window))
                 ratios["v1"].append(v1["rps"] / best)
                 ratios["v2"].append(v2["rps"] / best)
-                per_round.append({"best_offline_samples_per_s": best, "v1_c16_rps": v1["rps"], "v2_c16_rps": v2["rps"],
-                                  "v1_c16": summarize(v1["latencies"]), "v2_c16": summarize(v2["latencies"]),
-                                  "errors": {"v1": v1["errors"], "v2": v2["errors"]}})
+                per_round.append(
+                    {
+                        "best_offline_samples_per_s": best,
+                        "v1_c16_rps": v1["rps"],
+                        "v2_c16_rps": v2["rps"],
+                        "v1_c16": summarize(v1["latencies"]),
+                        "v2_c16": summarize(v2["latencies"]),
+                        "errors": {"v1": v1["errors"], "v2": v2["errors"]},
+                    }
+                )
             metrics = httpx.get(url + "/metrics").text
         finally:
             server.stop()
@@ -216,26 +284,47 @@ def main() -> int:
     pre_p50 = summarize(pooled["preprocess"])["p50_ms"]
     budget = max(2.0, 0.1 * rt)
     rows = []
-    for key, name, base in (("v2", "v2 FP32 tensor, binary protocol", rt),
-                            ("v1", "v1 JPEG (server decodes + preprocesses)", rt + pre_p50)):
+    for key, name, base in (
+        ("v2", "v2 FP32 tensor, binary protocol", rt),
+        ("v1", "v1 JPEG (server decodes + preprocesses)", rt + pre_p50),
+    ):
         c1 = summarize(pooled[f"{key}_c1"])
         ratio = float(np.median(ratios[key]))
         # median of paired differences (served - runtime alone, measured back to back); JPEG also minus preprocessing
         overhead = summarize(pooled[f"{key}_c1_diff"])["p50_ms"] - (base - rt)
-        rows.append({"path": name, "baseline_ms": base, "served_p50_c1_ms": c1["p50_ms"], "p99_c1_ms": c1["p99_ms"],
-                     "overhead_ms": overhead, "overhead_unpaired_ms": c1["p50_ms"] - base, "overhead_ok": overhead <= budget,
-                     "rps_c16_median": float(np.median([pr[f"{key}_c16_rps"] for pr in per_round])),
-                     "throughput_ratio": ratio, "throughput_ratio_per_round": ratios[key], "throughput_ok": ratio >= 0.8})
+        rows.append(
+            {
+                "path": name,
+                "baseline_ms": base,
+                "served_p50_c1_ms": c1["p50_ms"],
+                "p99_c1_ms": c1["p99_ms"],
+                "overhead_ms": overhead,
+                "overhead_unpaired_ms": c1["p50_ms"] - base,
+                "overhead_ok": overhead <= budget,
+                "rps_c16_median": float(np.median([pr[f"{key}_c16_rps"] for pr in per_round])),
+                "throughput_ratio": ratio,
+                "throughput_ratio_per_round": ratios[key],
+                "throughput_ok": ratio >= 0.8,
+            }
+        )
     load_after = os.getloadavg()[0]
-    result = {"machine": machine() + f"; 1-min load average {load_before:.1f} at start, {load_after:.1f} at end", "command": "python benchmarks/serve_latency.py" + (" --quick" if args.quick else ""),
-              "model": "timm vit_tiny_patch16_224, 224 px, 10 classes, random init (timing only), ONNX FP32, "
-                       "served with --max-batch-size 16 --max-queue-delay-ms 5",
-              "rounds": rounds, "window_s": window, "runtime_p50_b1_ms": rt, "preprocess_p50_ms": pre_p50,
-              "best_offline_samples_per_s_median": float(np.median([pr["best_offline_samples_per_s"] for pr in per_round])),
-              "overhead_budget_ms": budget, "rows": rows,
-              "v1_server_internal_p50_ms": summarize(pooled["v1_server_internal"])["p50_ms"],
-              "http_floor_p50_ms": summarize(pooled["floor"])["p50_ms"], "per_round": per_round,
-              "batch_size_histogram": [ln for ln in metrics.splitlines() if ln.startswith("tinymim_batch_size_")]}
+    result = {
+        "machine": machine() + f"; 1-min load average {load_before:.1f} at start, {load_after:.1f} at end",
+        "command": "python benchmarks/serve_latency.py" + (" --quick" if args.quick else ""),
+        "model": "timm vit_tiny_patch16_224, 224 px, 10 classes, random init (timing only), ONNX FP32, "
+        "served with --max-batch-size 16 --max-queue-delay-ms 5",
+        "rounds": rounds,
+        "window_s": window,
+        "runtime_p50_b1_ms": rt,
+        "preprocess_p50_ms": pre_p50,
+        "best_offline_samples_per_s_median": float(np.median([pr["best_offline_samples_per_s"] for pr in per_round])),
+        "overhead_budget_ms": budget,
+        "rows": rows,
+        "v1_server_internal_p50_ms": summarize(pooled["v1_server_internal"])["p50_ms"],
+        "http_floor_p50_ms": summarize(pooled["floor"])["p50_ms"],
+        "per_round": per_round,
+        "batch_size_histogram": [ln for ln in metrics.splitlines() if ln.startswith("tinymim_batch_size_")],
+    }
     (RESULTS / "serve_latency.json").write_text(json.dumps(result, indent=2, default=float))
     (RESULTS / "serve_latency.md").write_text(render(result))
     print(render(result))
@@ -264,17 +353,21 @@ def render(r: dict) -> str:
         lines.append(
             f"| {row['path']} | {f(row['served_p50_c1_ms'])} ms | {f(row['baseline_ms'])} ms | {f(row['overhead_ms'])} ms "
             f"({'meets' if row['overhead_ok'] else 'misses'}) | {f(row['p99_c1_ms'])} ms | {f(row['rps_c16_median'])} | "
-            f"{row['throughput_ratio']:.2f} ({'meets' if row['throughput_ok'] else 'misses'}) |")
-    lines += ["", f"Inside the server (v1 timing breakdown: total - preprocess - inference, i.e. routing, queue hand-off, "
-              f"thread hops, top-k and JSON) the p50 is {f(r['v1_server_internal_p50_ms'])} ms per request; the rest of the "
-              "overhead is the HTTP client, the loopback and process wake-ups on the shared cores: a bare "
-              f"GET /v2/health/live (no model, no body), measured the same way right after a runtime call, has a p50 of "
-              f"{f(r['http_floor_p50_ms'])} ms on this machine during this run.",
-              "Overhead = median over back-to-back pairs of (served request - runtime-alone call) at concurrency 1; "
-              "the difference of the two p50 columns is noisier on a shared machine.",
-              "Baseline of the v1 row = runtime p50 + offline preprocessing p50 (the service must decode the JPEG). "
-              "The load client (httpx, async) shares the cores with the server, so served figures include its CPU use.",
-              ""]
+            f"{row['throughput_ratio']:.2f} ({'meets' if row['throughput_ok'] else 'misses'}) |"
+        )
+    lines += [
+        "",
+        f"Inside the server (v1 timing breakdown: total - preprocess - inference, i.e. routing, queue hand-off, "
+        f"thread hops, top-k and JSON) the p50 is {f(r['v1_server_internal_p50_ms'])} ms per request; the rest of the "
+        "overhead is the HTTP client, the loopback and process wake-ups on the shared cores: a bare "
+        f"GET /v2/health/live (no model, no body), measured the same way right after a runtime call, has a p50 of "
+        f"{f(r['http_floor_p50_ms'])} ms on this machine during this run.",
+        "Overhead = median over back-to-back pairs of (served request - runtime-alone call) at concurrency 1; "
+        "the difference of the two p50 columns is noisier on a shared machine.",
+        "Baseline of the v1 row = runtime p50 + offline preprocessing p50 (the service must decode the JPEG). "
+        "The load client (httpx, async) shares the cores with the server, so served figures include its CPU use.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -24,11 +24,17 @@ from pathlib import Path
 
 import torch
 
+from compress.card import Preprocess
 from compress.commands.train import TrainConfig, run_config
 from compress.configio import build_config
-from compress.data import TransformDataset, build_datasets, build_mixup, train_transform
-from compress.card import Preprocess
-from compress.data import FASHION_MNIST_MEAN, FASHION_MNIST_STD
+from compress.data import (
+    FASHION_MNIST_MEAN,
+    FASHION_MNIST_STD,
+    TransformDataset,
+    build_datasets,
+    build_mixup,
+    train_transform,
+)
 from compress.models import create_model
 
 RESULTS = Path(__file__).parent / "results"
@@ -50,8 +56,15 @@ def hand_loop(base: dict) -> float:
     data = build_datasets("builtin:fashion-mnist", limit_train=base["limit_train"], limit_val=10)
     pre = Preprocess((1, 28, 28), FASHION_MNIST_MEAN, FASHION_MNIST_STD)
     ds = TransformDataset(data.train, train_transform(pre))
-    model, _ = create_model("vit_tiny", num_classes=10, img_size=28, in_chans=1, patch_size=base["patch_size"],
-                            depth=base["depth"], drop_path_rate=0.1)
+    model, _ = create_model(
+        "vit_tiny",
+        num_classes=10,
+        img_size=28,
+        in_chans=1,
+        patch_size=base["patch_size"],
+        depth=base["depth"],
+        drop_path_rate=0.1,
+    )
     lr = base["base_lr"] * base["batch_size"] / 256
     opt = create_optimizer_v2(model, opt="adamw", lr=lr, weight_decay=0.05, layer_decay=0.65)
     mixup = build_mixup(0.8, 1.0, 0.1, 10)
@@ -76,9 +89,17 @@ def main() -> int:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     quick = args.quick
-    base = {"limit_train": 256 if quick else 4096, "limit_val": 10, "depth": 2 if quick else 4,
-            "patch_size": 7, "batch_size": 64, "epochs": 1, "base_lr": 5e-4, "progress": False,
-            "warmup_epochs": 0.2}
+    base = {
+        "limit_train": 256 if quick else 4096,
+        "limit_val": 10,
+        "depth": 2 if quick else 4,
+        "patch_size": 7,
+        "batch_size": 64,
+        "epochs": 1,
+        "base_lr": 5e-4,
+        "progress": False,
+        "warmup_epochs": 0.2,
+    }
     repeats = args.repeats or (2 if quick else 5)
     ours, theirs = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,18 +114,36 @@ def main() -> int:
     paired = [a / b for a, b in zip(ours, theirs)]
     best_ours, best_theirs = max(ours), max(theirs)
     ratio = best_ours / best_theirs
-    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs visible, torch {torch.__version__}, "
-               f"{torch.get_num_threads()} threads, fp32")
-    cmd = "python benchmarks/train_throughput.py" + (" --quick" if quick else "") + (
-        f" --repeats {args.repeats}" if args.repeats else "")
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPUs visible, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, fp32"
+    )
+    cmd = (
+        "python benchmarks/train_throughput.py"
+        + (" --quick" if quick else "")
+        + (f" --repeats {args.repeats}" if args.repeats else "")
+    )
     load = os.getloadavg()[0]
-    result = {"benchmark": "train_throughput", "command": cmd, "machine": machine, "config": base,
-              "repeats": repeats, "tinymim_img_per_s": ours, "hand_loop_img_per_s": theirs,
-              "median_tinymim_img_per_s": med_ours, "median_hand_loop_img_per_s": med_theirs,
-              "paired_ratios": paired, "ratio_of_medians": med_ours / med_theirs,
-              "median_paired_ratio": statistics.median(paired), "best_tinymim_img_per_s": best_ours,
-              "best_hand_loop_img_per_s": best_theirs,
-              "ratio": ratio, "target_ratio": 0.9, "meets_target": ratio >= 0.9, "load_average_1min": load}
+    result = {
+        "benchmark": "train_throughput",
+        "command": cmd,
+        "machine": machine,
+        "config": base,
+        "repeats": repeats,
+        "tinymim_img_per_s": ours,
+        "hand_loop_img_per_s": theirs,
+        "median_tinymim_img_per_s": med_ours,
+        "median_hand_loop_img_per_s": med_theirs,
+        "paired_ratios": paired,
+        "ratio_of_medians": med_ours / med_theirs,
+        "median_paired_ratio": statistics.median(paired),
+        "best_tinymim_img_per_s": best_ours,
+        "best_hand_loop_img_per_s": best_theirs,
+        "ratio": ratio,
+        "target_ratio": 0.9,
+        "meets_target": ratio >= 0.9,
+        "load_average_1min": load,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "train_throughput.json").write_text(json.dumps(result, indent=2))
     model_desc = f"ViT-T width 192, depth {base['depth']}, 28 px, patch {base['patch_size']}"
@@ -124,8 +163,10 @@ def main() -> int:
         "after it): " + ", ".join(f"{r:.2f}" for r in paired) + ". Best-of-N is the headline because other "
         "jobs on this shared machine only ever slow a run down.\n"
     )
-    print(f"ratio {ratio:.3f} best of {repeats} (tinymim {best_ours:.1f} / hand {best_theirs:.1f} img/s); "
-          f"ratio of medians {med_ours / med_theirs:.3f}")
+    print(
+        f"ratio {ratio:.3f} best of {repeats} (tinymim {best_ours:.1f} / hand {best_theirs:.1f} img/s); "
+        f"ratio of medians {med_ours / med_theirs:.3f}"
+    )
     return 0
 
 

@@ -71,7 +71,7 @@ class Preprocess:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Preprocess":
+    def from_dict(cls, d: dict[str, Any]) -> Preprocess:
         try:
             return cls(
                 input_size=tuple(int(v) for v in d["input_size"]),  # type: ignore[arg-type]
@@ -110,7 +110,7 @@ class ModelCard:
     def num_classes(self) -> int:
         return len(self.labels)
 
-    def replace(self, **changes: Any) -> "ModelCard":
+    def replace(self, **changes: Any) -> ModelCard:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,7 +129,7 @@ class ModelCard:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelCard":
+    def from_dict(cls, d: dict[str, Any]) -> ModelCard:
         if not isinstance(d, dict) or d.get("card_version") != CARD_VERSION:
             raise CardError(
                 f"not a tinymim model card (card_version {d.get('card_version') if isinstance(d, dict) else None!r}, "
@@ -163,7 +163,7 @@ class ModelCard:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "ModelCard":
+    def load(cls, path: str | Path) -> ModelCard:
         """Read a card from ``card.json`` or from a directory holding one."""
         p = Path(path)
         if p.is_dir():

@@ -142,9 +142,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
-def add_config_arguments(
-    parser: argparse.ArgumentParser, cls: type, *, positional: tuple[str, ...] = ()
-) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, positional: tuple[str, ...] = ()) -> None:
     """``--config FILE`` plus one option per field (positional for the names in ``positional``)."""
     parser.add_argument("--config", metavar="YAML", help="YAML file of config keys; command-line flags win")
     hints = _hints(cls)
@@ -162,8 +160,9 @@ def add_config_arguments(
         elif inner is bool:
             if f.name.startswith("no_"):  # argparse would read --no-x as "x is False": name it positively
                 raise TypeError(f"{cls.__name__}.{f.name}: boolean config fields must not start with 'no_'")
-            parser.add_argument(_flag(f.name), dest=f.name, default=None,
-                                action=argparse.BooleanOptionalAction, help=help_text)
+            parser.add_argument(
+                _flag(f.name), dest=f.name, default=None, action=argparse.BooleanOptionalAction, help=help_text
+            )
         else:
             parser.add_argument(_flag(f.name), dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ class DistInfo:
 
 
 def resolve_device(device: str) -> torch.device:
-    """"auto" -> cuda if available else cpu; otherwise as given."""
+    """ "auto" -> cuda if available else cpu; otherwise as given."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -91,8 +92,16 @@ class ResumableSampler(DistributedSampler):
     Works without a process group (rank 0 of 1) for single-process runs.
     """
 
-    def __init__(self, dataset: Any, *, rank: int = 0, world_size: int = 1, shuffle: bool = True,
-                 seed: int = 0, drop_last: bool = False) -> None:
+    def __init__(
+        self,
+        dataset: Any,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
         super().__init__(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
         self.start_index = 0
 
@@ -101,7 +110,7 @@ class ResumableSampler(DistributedSampler):
         self.start_index = start_index
 
     def __iter__(self) -> Iterator[int]:
-        return iter(list(super().__iter__())[self.start_index:])
+        return iter(list(super().__iter__())[self.start_index :])
 
     def __len__(self) -> int:
         return self.num_samples - self.start_index

@@ -11,7 +11,8 @@ import contextlib
 import logging
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +40,7 @@ def cosine_lr(step: int, *, base_lr: float, total_steps: int, warmup_steps: int,
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """"auto": bf16 on CUDA where supported, else fp16 on CUDA; off on CPU. "bf16"/"fp16"/"off" as given."""
+    """ "auto": bf16 on CUDA where supported, else fp16 on CUDA; off on CPU. "bf16"/"fp16"/"off" as given."""
     if amp == "off":
         return None
     if amp == "bf16":
@@ -122,8 +123,9 @@ def train_one_epoch(
     total_batches = min(total_batches, len(loader))
     step, lr = start_step, float("nan")
     seen, t0 = 0, time.perf_counter()
-    bar = tqdm(total=total_batches, desc=f"epoch {epoch}", unit="batch", disable=not progress, leave=False,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=total_batches, desc=f"epoch {epoch}", unit="batch", disable=not progress, leave=False, dynamic_ncols=True
+    )
     optimizer.zero_grad(set_to_none=True)
     try:
         for i, batch in enumerate(loader):
@@ -217,8 +219,12 @@ def evaluate(
         if return_outputs:
             all_logits.append(logits.cpu())
             all_targets.append(targets.cpu())
-    result: dict[str, Any] = {"loss": loss_sum / max(n, 1), "top1": 100.0 * c1 / max(n, 1),
-                              "top5": 100.0 * c5 / max(n, 1), "n": n}
+    result: dict[str, Any] = {
+        "loss": loss_sum / max(n, 1),
+        "top1": 100.0 * c1 / max(n, 1),
+        "top5": 100.0 * c5 / max(n, 1),
+        "n": n,
+    }
     if return_outputs:
         result["logits"] = torch.cat(all_logits) if all_logits else torch.empty(0)
         result["targets"] = torch.cat(all_targets) if all_targets else torch.empty(0, dtype=torch.long)

@@ -66,10 +66,17 @@ def create_model(
     """
     name = resolve_arch(arch)
     arch_kwargs: dict[str, Any] = {
-        "num_classes": int(num_classes), "img_size": int(img_size), "in_chans": int(in_chans),
+        "num_classes": int(num_classes),
+        "img_size": int(img_size),
+        "in_chans": int(in_chans),
         "global_pool": global_pool,
     }
-    for key, value in (("patch_size", patch_size), ("depth", depth), ("num_heads", num_heads), ("embed_dim", embed_dim)):
+    for key, value in (
+        ("patch_size", patch_size),
+        ("depth", depth),
+        ("num_heads", num_heads),
+        ("embed_dim", embed_dim),
+    ):
         if value is not None:
             arch_kwargs[key] = int(value)
     arch_kwargs.update(kw)
@@ -106,7 +113,7 @@ def set_block_heads(block: nn.Module, heads: int) -> None:
         )
     attn.num_heads = heads
     attn.head_dim = width // heads
-    attn.scale = attn.head_dim ** -0.5
+    attn.scale = attn.head_dim**-0.5
 
 
 def build_from_card(card: ModelCard, *, drop_path_rate: float = 0.0) -> nn.Module:
@@ -114,8 +121,9 @@ def build_from_card(card: ModelCard, *, drop_path_rate: float = 0.0) -> nn.Modul
     kw = dict(card.arch_kwargs)
     kw.setdefault("num_classes", card.num_classes)
     num_classes, img_size, in_chans = kw.pop("num_classes"), kw.pop("img_size"), kw.pop("in_chans")
-    model, _ = create_model(card.arch, num_classes=num_classes, img_size=img_size, in_chans=in_chans,
-                            drop_path_rate=drop_path_rate, **kw)
+    model, _ = create_model(
+        card.arch, num_classes=num_classes, img_size=img_size, in_chans=in_chans, drop_path_rate=drop_path_rate, **kw
+    )
     if card.distilled_block_heads:
         set_block_heads(model.blocks[-1], int(card.distilled_block_heads))
     return model
@@ -146,10 +154,15 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], *, stric
     if "pos_embed" in sd and "pos_embed" in target and sd["pos_embed"].shape != target["pos_embed"].shape:
         prefix = 0 if getattr(model, "no_embed_class", False) else getattr(model, "num_prefix_tokens", 1)
         old_n, new_n = sd["pos_embed"].shape[1] - prefix, target["pos_embed"].shape[1] - prefix
-        old_g, new_g = int(round(old_n ** 0.5)), int(round(new_n ** 0.5))
-        if old_g * old_g == old_n and new_g * new_g == new_n and sd["pos_embed"].shape[2] == target["pos_embed"].shape[2]:
-            sd["pos_embed"] = resample_abs_pos_embed(sd["pos_embed"], [new_g, new_g], [old_g, old_g],
-                                                     num_prefix_tokens=prefix)
+        old_g, new_g = int(round(old_n**0.5)), int(round(new_n**0.5))
+        if (
+            old_g * old_g == old_n
+            and new_g * new_g == new_n
+            and sd["pos_embed"].shape[2] == target["pos_embed"].shape[2]
+        ):
+            sd["pos_embed"] = resample_abs_pos_embed(
+                sd["pos_embed"], [new_g, new_g], [old_g, old_g], num_prefix_tokens=prefix
+            )
             log.info("resized position embeddings from a %dx%d to a %dx%d grid", old_g, old_g, new_g, new_g)
             report["pos_embed_resized"] = True
     missing = sorted(k for k in target if k not in sd)
@@ -167,23 +180,38 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], *, stric
         if unexpected:
             lines.append(f"unexpected keys ({len(unexpected)}): {_short(unexpected)}")
         if body_mismatch:
-            lines.append("mis-shaped keys: " + _short(
-                [f"{k} checkpoint {tuple(sd[k].shape)} vs model {tuple(target[k].shape)}" for k in body_mismatch]))
+            lines.append(
+                "mis-shaped keys: "
+                + _short(
+                    [f"{k} checkpoint {tuple(sd[k].shape)} vs model {tuple(target[k].shape)}" for k in body_mismatch]
+                )
+            )
         raise CheckpointError(
-            "checkpoint does not fit the model architecture:\n  " + "\n  ".join(lines)
+            "checkpoint does not fit the model architecture:\n  "
+            + "\n  ".join(lines)
             + "\nCheck --arch and the size overrides (img_size, patch_size, depth, num_heads, embed_dim, in_chans)."
         )
     if missing or unexpected:
-        log.warning("loading non-strictly: %d missing keys %s, %d unexpected keys %s",
-                    len(missing), _short(missing), len(unexpected), _short(unexpected))
+        log.warning(
+            "loading non-strictly: %d missing keys %s, %d unexpected keys %s",
+            len(missing),
+            _short(missing),
+            len(unexpected),
+            _short(unexpected),
+        )
     if head_missing and not head_mismatch:
-        log.warning("the checkpoint has no classifier head (%s); the head is freshly initialised for %d classes",
-                    ", ".join(head_missing), _num_classes(model))
+        log.warning(
+            "the checkpoint has no classifier head (%s); the head is freshly initialised for %d classes",
+            ", ".join(head_missing),
+            _num_classes(model),
+        )
         report["head_reset"] = True
     if head_mismatch:
-        log.warning("classifier head shape differs (%s); the head is re-initialised for %d classes",
-                    ", ".join(f"{k} {tuple(sd[k].shape)}->{tuple(target[k].shape)}" for k in head_mismatch),
-                    _num_classes(model))
+        log.warning(
+            "classifier head shape differs (%s); the head is re-initialised for %d classes",
+            ", ".join(f"{k} {tuple(sd[k].shape)}->{tuple(target[k].shape)}" for k in head_mismatch),
+            _num_classes(model),
+        )
         for k in head:
             sd.pop(k, None)
         report["head_reset"] = True

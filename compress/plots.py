@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 
 def _pyplot() -> Any:
@@ -63,8 +64,15 @@ def plot_confusion(matrix: Any, labels: Sequence[str], path: str | Path) -> Path
     if k <= 30:
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    int(m[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -56,8 +57,15 @@ def build_classifier(cfg: Any, data: DataBundle, init_card: ModelCard | None) ->
     base.update(overrides)
     if "patch_size" not in base:
         base["patch_size"] = default_patch(_arch_patch(arch), img_size)
-    model, arch_kwargs = create_model(arch, num_classes=len(data.classes), img_size=img_size, in_chans=in_chans,
-                                      drop_path_rate=cfg.drop_path, global_pool="avg", **base)
+    model, arch_kwargs = create_model(
+        arch,
+        num_classes=len(data.classes),
+        img_size=img_size,
+        in_chans=in_chans,
+        drop_path_rate=cfg.drop_path,
+        global_pool="avg",
+        **base,
+    )
     return model, arch_kwargs, arch
 
 
@@ -104,7 +112,9 @@ def _run_dir(cfg: Any, dist: DistInfo) -> Path:
         name = box[0]
     path = Path(name)
     if (path / "last").exists():
-        raise CheckpointError(f"run folder {path} already holds a run; continue it with --resume {path} or pick another --output")
+        raise CheckpointError(
+            f"run folder {path} already holds a run; continue it with --resume {path} or pick another --output"
+        )
     return path
 
 
@@ -117,8 +127,15 @@ def train_classifier(cfg: Any) -> Path:
     in_chans = cfg.in_chans
     if in_chans is None and init_card is not None and "in_chans" in init_card.arch_kwargs:
         in_chans = int(init_card.arch_kwargs["in_chans"])  # fine-tuning keeps the checkpoint's channels
-    data = build_datasets(cfg.data, val_split=cfg.val_split, strict=cfg.strict_data, in_chans=in_chans,
-                          limit_train=cfg.limit_train, limit_val=cfg.limit_val, seed=cfg.seed)
+    data = build_datasets(
+        cfg.data,
+        val_split=cfg.val_split,
+        strict=cfg.strict_data,
+        in_chans=in_chans,
+        limit_train=cfg.limit_train,
+        limit_val=cfg.limit_val,
+        seed=cfg.seed,
+    )
     model, arch_kwargs, arch = build_classifier(cfg, data, init_card)
     if init_sd is not None:
         report = load_weights(model, init_sd, strict_arch=True)
@@ -131,45 +148,89 @@ def train_classifier(cfg: Any) -> Path:
     if len(mean) != channels or len(std) != channels:
         raise ModelError(f"mean/std have {len(mean)}/{len(std)} values but the model has {channels} input channels")
     crop_pct = cfg.crop_pct or (1.0 if data.native_size else 0.875)
-    pre = Preprocess(input_size=(channels, arch_kwargs["img_size"], arch_kwargs["img_size"]), mean=mean, std=std,
-                     interpolation=cfg.interpolation, crop_pct=crop_pct)
+    pre = Preprocess(
+        input_size=(channels, arch_kwargs["img_size"], arch_kwargs["img_size"]),
+        mean=mean,
+        std=std,
+        interpolation=cfg.interpolation,
+        crop_pct=crop_pct,
+    )
     if not cfg.augment:
         train_tf = eval_transform(pre)
     else:
-        train_tf = train_transform(pre, rand_augment=None if cfg.rand_augment.lower() == "none" else cfg.rand_augment,
-                                   random_erasing=cfg.random_erasing, hflip=cfg.hflip,
-                                   crop_scale=(cfg.crop_scale_min, 1.0))
+        train_tf = train_transform(
+            pre,
+            rand_augment=None if cfg.rand_augment.lower() == "none" else cfg.rand_augment,
+            random_erasing=cfg.random_erasing,
+            hflip=cfg.hflip,
+            crop_scale=(cfg.crop_scale_min, 1.0),
+        )
     mixup = build_mixup(cfg.mixup, cfg.cutmix, cfg.label_smoothing, len(data.classes)) if cfg.uses_mixup else None
     smoothing = cfg.label_smoothing if cfg.augment else 0.0
     eff_batch = cfg.batch_size * cfg.accum_steps * dist.world_size
     lr = cfg.lr if cfg.lr is not None else cfg.base_lr * eff_batch / 256
     optimizer = _optimizer(model, lr=lr, weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay)
     settings = FitSettings(
-        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, min_lr=cfg.min_lr, warmup_epochs=cfg.warmup_epochs,
-        accum_steps=cfg.accum_steps, clip_grad=cfg.clip_grad, amp=cfg.amp, num_workers=cfg.num_workers,
-        seed=cfg.seed, checkpoint_every_steps=cfg.checkpoint_every_steps, best_metric="top1",
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=lr,
+        min_lr=cfg.min_lr,
+        warmup_epochs=cfg.warmup_epochs,
+        accum_steps=cfg.accum_steps,
+        clip_grad=cfg.clip_grad,
+        amp=cfg.amp,
+        num_workers=cfg.num_workers,
+        seed=cfg.seed,
+        checkpoint_every_steps=cfg.checkpoint_every_steps,
+        best_metric="top1",
         progress=cfg.progress,
     )
     config = config_to_dict(cfg)
     parents = [str(cfg.init)] if cfg.init else []
 
     def make_card(val: dict[str, Any]) -> ModelCard:
-        return ModelCard(arch=arch, arch_kwargs=arch_kwargs, preprocess=pre, labels=tuple(data.classes),
-                         task="classifier", data=dict(data.source_info),
-                         metrics={k: val[k] for k in ("top1", "top5", "loss", "n") if k in val},
-                         training={"command": "train", "parents": parents, "effective_batch": eff_batch, "lr": lr})
+        return ModelCard(
+            arch=arch,
+            arch_kwargs=arch_kwargs,
+            preprocess=pre,
+            labels=tuple(data.classes),
+            task="classifier",
+            data=dict(data.source_info),
+            metrics={k: val[k] for k in ("top1", "top5", "loss", "n") if k in val},
+            training={"command": "train", "parents": parents, "effective_batch": eff_batch, "lr": lr},
+        )
 
     from compress.engine import resolve_amp
 
-    eval_fn = classification_eval(TransformDataset(data.val, eval_transform(pre)),
-                                  batch_size=cfg.eval_batch_size or 2 * cfg.batch_size, num_workers=cfg.num_workers,
-                                  amp_dtype=resolve_amp(cfg.amp, dist.device))
-    log.info("training %s %s on %d images (%d classes), val %d; lr %.3g for batch %d", arch,
-             {k: v for k, v in arch_kwargs.items() if k != "global_pool"}, len(data.train), len(data.classes),
-             len(data.val), lr, eff_batch)
-    fit(model, loss_fn=classification_loss(mixup, smoothing), optimizer=optimizer,
-        train_set=TransformDataset(data.train, train_tf), run_dir=run_dir, settings=settings, dist=dist,
-        make_card=make_card, config=config, eval_fn=eval_fn, resume=bool(cfg.resume))
+    eval_fn = classification_eval(
+        TransformDataset(data.val, eval_transform(pre)),
+        batch_size=cfg.eval_batch_size or 2 * cfg.batch_size,
+        num_workers=cfg.num_workers,
+        amp_dtype=resolve_amp(cfg.amp, dist.device),
+    )
+    log.info(
+        "training %s %s on %d images (%d classes), val %d; lr %.3g for batch %d",
+        arch,
+        {k: v for k, v in arch_kwargs.items() if k != "global_pool"},
+        len(data.train),
+        len(data.classes),
+        len(data.val),
+        lr,
+        eff_batch,
+    )
+    fit(
+        model,
+        loss_fn=classification_loss(mixup, smoothing),
+        optimizer=optimizer,
+        train_set=TransformDataset(data.train, train_tf),
+        run_dir=run_dir,
+        settings=settings,
+        dist=dist,
+        make_card=make_card,
+        config=config,
+        eval_fn=eval_fn,
+        resume=bool(cfg.resume),
+    )
     return run_dir
 
 
@@ -185,5 +246,11 @@ def _optimizer(model: nn.Module, *, lr: float, weight_decay: float, layer_decay:
     """timm AdamW with layer-wise lr decay (``lr_scale`` per group) and no decay on 1-D params / no_weight_decay()."""
     from timm.optim import create_optimizer_v2
 
-    return create_optimizer_v2(model, opt="adamw", lr=lr, weight_decay=weight_decay,
-                               layer_decay=layer_decay if layer_decay < 1 else None, betas=(0.9, 0.999))
+    return create_optimizer_v2(
+        model,
+        opt="adamw",
+        lr=lr,
+        weight_decay=weight_decay,
+        layer_decay=layer_decay if layer_decay < 1 else None,
+        betas=(0.9, 0.999),
+    )

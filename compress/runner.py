@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import yaml
@@ -23,7 +24,14 @@ from torch import nn
 
 from compress.card import ModelCard
 from compress.checkpoint import (
-    find_resume_dir, load_state, read_state_dict, rng_state, save_checkpoint, set_rng_state, unwrap, WEIGHTS_FILE,
+    WEIGHTS_FILE,
+    find_resume_dir,
+    load_state,
+    read_state_dict,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    unwrap,
 )
 from compress.distributed import DistInfo, ResumableSampler, SeededDataset, barrier
 from compress.engine import LossFn, cosine_lr, evaluate, make_scaler, resolve_amp, train_one_epoch
@@ -66,23 +74,47 @@ class FitResult:
         return self.history[-1] if self.history else None
 
 
-def _loader(ds: Any, *, batch_size: int, sampler: Any = None, num_workers: int, collate_fn: Any, drop_last: bool,
-            seed: int, pin: bool) -> torch.utils.data.DataLoader:
+def _loader(
+    ds: Any,
+    *,
+    batch_size: int,
+    sampler: Any = None,
+    num_workers: int,
+    collate_fn: Any,
+    drop_last: bool,
+    seed: int,
+    pin: bool,
+) -> torch.utils.data.DataLoader:
     # A private generator: creating an iterator must not consume the global torch RNG (exact resume).
     return torch.utils.data.DataLoader(
-        ds, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=num_workers, collate_fn=collate_fn,
-        drop_last=drop_last, pin_memory=pin, generator=torch.Generator().manual_seed(seed),
+        ds,
+        batch_size=batch_size,
+        sampler=sampler,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate_fn,
+        drop_last=drop_last,
+        pin_memory=pin,
+        generator=torch.Generator().manual_seed(seed),
         persistent_workers=False,
     )
 
 
-def classification_eval(val_set: Any, *, batch_size: int, num_workers: int = 0,
-                        amp_dtype: torch.dtype | None = None) -> Callable[[nn.Module, torch.device], dict[str, Any]]:
+def classification_eval(
+    val_set: Any, *, batch_size: int, num_workers: int = 0, amp_dtype: torch.dtype | None = None
+) -> Callable[[nn.Module, torch.device], dict[str, Any]]:
     """An ``eval_fn`` for fit: loss/top1/top5 of ``model`` over a dataset of (tensor, label)."""
 
     def run(model: nn.Module, device: torch.device) -> dict[str, Any]:
-        loader = _loader(val_set, batch_size=batch_size, num_workers=num_workers, collate_fn=None, drop_last=False,
-                         seed=0, pin=device.type == "cuda")
+        loader = _loader(
+            val_set,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            collate_fn=None,
+            drop_last=False,
+            seed=0,
+            pin=device.type == "cuda",
+        )
         return evaluate(model, loader, device, amp_dtype=amp_dtype)
 
     return run
@@ -129,8 +161,9 @@ def fit(
     bs, accum = settings.batch_size, settings.accum_steps
 
     seeded = SeededDataset(train_set, settings.seed)
-    sampler = ResumableSampler(seeded, rank=dist.rank, world_size=dist.world_size, shuffle=True,
-                               seed=settings.seed, drop_last=True)
+    sampler = ResumableSampler(
+        seeded, rank=dist.rank, world_size=dist.world_size, shuffle=True, seed=settings.seed, drop_last=True
+    )
     batches_per_epoch = sampler.num_samples // bs
     updates_per_epoch = batches_per_epoch // accum
     if updates_per_epoch == 0:
@@ -140,8 +173,9 @@ def fit(
         )
     total_steps = updates_per_epoch * settings.epochs
     warmup_steps = int(round(settings.warmup_epochs * updates_per_epoch))
-    lr_fn = partial(cosine_lr, base_lr=settings.lr, total_steps=total_steps, warmup_steps=warmup_steps,
-                    min_lr=settings.min_lr)
+    lr_fn = partial(
+        cosine_lr, base_lr=settings.lr, total_steps=total_steps, warmup_steps=warmup_steps, min_lr=settings.min_lr
+    )
 
     pos = {"epoch": 0, "batch": 0, "step": 0, "meters": {}}
     history: list[dict[str, Any]] = []
@@ -160,8 +194,11 @@ def fit(
     if dist.distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
-                    find_unused_parameters=settings.find_unused_parameters)
+        model = DDP(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=settings.find_unused_parameters,
+        )
 
     last_val: dict[str, Any] = history[-1].get("_val", {}) if history else {}
 
@@ -174,10 +211,20 @@ def fit(
         if not dist.is_main:
             return
         state = {
-            "version": STATE_VERSION, "epoch": epoch, "batch": batch, "step": step, "meters": dict(meters),
-            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None,
-            "rng": rngs, "config": config, "history": history, "best": best,
-            "world_size": dist.world_size, "batch_size": bs, "accum_steps": accum,
+            "version": STATE_VERSION,
+            "epoch": epoch,
+            "batch": batch,
+            "step": step,
+            "meters": dict(meters),
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng": rngs,
+            "config": config,
+            "history": history,
+            "best": best,
+            "world_size": dist.world_size,
+            "batch_size": bs,
+            "accum_steps": accum,
         }
         if state_includes_model:
             state["model"] = {k: v.detach().cpu() for k, v in plain.state_dict().items()}
@@ -188,8 +235,16 @@ def fit(
         meters = pos["meters"] if epoch == pos["epoch"] else {}
         sampler.set_position(epoch, start_batch * bs)
         seeded.epoch = epoch
-        loader = _loader(seeded, batch_size=bs, sampler=sampler, num_workers=settings.num_workers,
-                         collate_fn=collate_fn, drop_last=True, seed=settings.seed, pin=device.type == "cuda")
+        loader = _loader(
+            seeded,
+            batch_size=bs,
+            sampler=sampler,
+            num_workers=settings.num_workers,
+            collate_fn=collate_fn,
+            drop_last=True,
+            seed=settings.seed,
+            pin=device.type == "cuda",
+        )
 
         def on_update(step: int, batches_done: int, m: dict[str, float], _epoch: int = epoch) -> None:
             every = settings.checkpoint_every_steps
@@ -198,9 +253,22 @@ def fit(
 
         t0 = time.perf_counter()
         stats = train_one_epoch(
-            model, loader, optimizer, loss_fn, device=device, epoch=epoch, lr_fn=lr_fn, start_step=pos["step"],
-            num_updates=updates_per_epoch, start_batch=start_batch, accum_steps=accum, clip_grad=settings.clip_grad,
-            amp_dtype=amp_dtype, scaler=scaler, meters=meters, on_update=on_update,
+            model,
+            loader,
+            optimizer,
+            loss_fn,
+            device=device,
+            epoch=epoch,
+            lr_fn=lr_fn,
+            start_step=pos["step"],
+            num_updates=updates_per_epoch,
+            start_batch=start_batch,
+            accum_steps=accum,
+            clip_grad=settings.clip_grad,
+            amp_dtype=amp_dtype,
+            scaler=scaler,
+            meters=meters,
+            on_update=on_update,
             progress=settings.progress and dist.is_main,
         )
         stats = _average_across_ranks(stats, dist)
@@ -208,13 +276,22 @@ def fit(
         val: dict[str, Any] = {}
         if eval_fn is not None and dist.is_main:
             val = {k: v for k, v in eval_fn(plain, device).items() if isinstance(v, (int, float))}
-        record = {"epoch": epoch, "step": pos["step"], **{f"train_{k}": v for k, v in stats.items() if k not in ("step", "lr", "img_per_s", "train_time_s")},
-                  "lr": stats["lr"], "img_per_s": stats["img_per_s"] * dist.world_size,
-                  "epoch_time_s": time.perf_counter() - t0, **{f"val_{k}": v for k, v in val.items()}}
+        record = {
+            "epoch": epoch,
+            "step": pos["step"],
+            **{f"train_{k}": v for k, v in stats.items() if k not in ("step", "lr", "img_per_s", "train_time_s")},
+            "lr": stats["lr"],
+            "img_per_s": stats["img_per_s"] * dist.world_size,
+            "epoch_time_s": time.perf_counter() - t0,
+            **{f"val_{k}": v for k, v in val.items()},
+        }
         last_val = val
         history.append({**record, "_val": val})
-        is_best = bool(settings.best_metric and settings.best_metric in val
-                       and (best is None or val[settings.best_metric] > best[f"val_{settings.best_metric}"]))
+        is_best = bool(
+            settings.best_metric
+            and settings.best_metric in val
+            and (best is None or val[settings.best_metric] > best[f"val_{settings.best_metric}"])
+        )
         if is_best:
             best = record
         if dist.is_main:
@@ -235,8 +312,15 @@ def _public(h: dict[str, Any]) -> dict[str, Any]:
 
 def _log_epoch(r: dict[str, Any], epochs: int) -> None:
     val = " ".join(f"{k}={v:.4g}" for k, v in r.items() if k.startswith("val_"))
-    log.info("epoch %d/%d  train_loss=%.4f  %s  lr=%.3g  %.0f img/s", r["epoch"] + 1, epochs,
-             r.get("train_loss", float("nan")), val, r["lr"], r["img_per_s"])
+    log.info(
+        "epoch %d/%d  train_loss=%.4f  %s  lr=%.3g  %.0f img/s",
+        r["epoch"] + 1,
+        epochs,
+        r.get("train_loss", float("nan")),
+        val,
+        r["lr"],
+        r["img_per_s"],
+    )
 
 
 def _plot(run_dir: Path, history: list[dict[str, Any]]) -> None:
@@ -279,8 +363,15 @@ def _average_across_ranks(stats: dict[str, float], dist: DistInfo) -> dict[str, 
     return {**stats, **{k: float(v) / dist.world_size for k, v in zip(keys, t)}}
 
 
-def _restore(run_dir: Path, plain: nn.Module, save_module: nn.Module, state_includes_model: bool,
-             optimizer: torch.optim.Optimizer, scaler: Any, dist: DistInfo) -> tuple[dict, list, Any]:
+def _restore(
+    run_dir: Path,
+    plain: nn.Module,
+    save_module: nn.Module,
+    state_includes_model: bool,
+    optimizer: torch.optim.Optimizer,
+    scaler: Any,
+    dist: DistInfo,
+) -> tuple[dict, list, Any]:
     from compress.models import load_weights
 
     ckpt = find_resume_dir(run_dir)
@@ -288,8 +379,11 @@ def _restore(run_dir: Path, plain: nn.Module, save_module: nn.Module, state_incl
         raise CheckpointError(f"nothing to resume in {run_dir}: no last/ checkpoint with a resume state")
     state = load_state(ckpt)
     if state.get("world_size", 1) != dist.world_size:
-        log.warning("resuming a run saved with %s process(es) on %d: the sample order changes",
-                    state.get("world_size"), dist.world_size)
+        log.warning(
+            "resuming a run saved with %s process(es) on %d: the sample order changes",
+            state.get("world_size"),
+            dist.world_size,
+        )
     if state_includes_model:
         plain.load_state_dict(state["model"])
     else:

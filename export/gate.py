@@ -104,8 +104,14 @@ def evaluate_runtime(
         try:
             per_batch[str(b)] = compare(run_batched(infer, images, b), reference, labels)
         except Exception as err:  # noqa: BLE001 - a runtime error is a gate failure, reported as such
-            return {"passed": False, "failures": [f"runtime error at batch {b}: {type(err).__name__}: {str(err)[:300]}"],
-                    "worst": {}, "per_batch": per_batch, "thresholds": thresholds.to_dict(), "images": len(images)}
+            return {
+                "passed": False,
+                "failures": [f"runtime error at batch {b}: {type(err).__name__}: {str(err)[:300]}"],
+                "worst": {},
+                "per_batch": per_batch,
+                "thresholds": thresholds.to_dict(),
+                "images": len(images),
+            }
     worst = {
         "accuracy": min(m["accuracy"] for m in per_batch.values()),
         "reference_accuracy": next(iter(per_batch.values()))["reference_accuracy"],
@@ -122,25 +128,50 @@ def evaluate_runtime(
         failures.append(f"top-1 accuracy drop {-worst['acc_delta']:.2f} points > {thresholds.max_acc_drop}")
     if not worst["cos_min"] >= thresholds.min_cosine:
         failures.append(f"logits cosine min {worst['cos_min']:.5f} < {thresholds.min_cosine}")
-    return {"passed": not failures, "failures": failures, "worst": worst, "per_batch": per_batch,
-            "thresholds": thresholds.to_dict(), "images": int(len(images))}
+    return {
+        "passed": not failures,
+        "failures": failures,
+        "worst": worst,
+        "per_batch": per_batch,
+        "thresholds": thresholds.to_dict(),
+        "images": int(len(images)),
+    }
 
 
-def gate_artifact(bundle: Any, artifact: Any, images: np.ndarray, labels: np.ndarray, reference: np.ndarray, *,
-                  thresholds: Thresholds, batches: tuple[int, ...], device: str = "cpu") -> dict[str, Any]:
+def gate_artifact(
+    bundle: Any,
+    artifact: Any,
+    images: np.ndarray,
+    labels: np.ndarray,
+    reference: np.ndarray,
+    *,
+    thresholds: Thresholds,
+    batches: tuple[int, ...],
+    device: str = "cpu",
+) -> dict[str, Any]:
     """Open ``artifact`` with serve/'s ``open_runtime`` (hash verified) and gate it."""
     from serve.runtimes import open_runtime
 
     try:
         runtime = open_runtime(bundle, artifact, device=device)
     except Exception as err:  # noqa: BLE001 - a refused load (hash, device) fails the gate with its reason
-        return {"passed": False, "failures": [f"cannot open with serve/ runtime: {str(err)[:300]}"], "worst": {},
-                "per_batch": {}, "thresholds": thresholds.to_dict(), "images": int(len(images))}
+        return {
+            "passed": False,
+            "failures": [f"cannot open with serve/ runtime: {str(err)[:300]}"],
+            "worst": {},
+            "per_batch": {},
+            "thresholds": thresholds.to_dict(),
+            "images": int(len(images)),
+        }
     try:
         verdict = evaluate_runtime(runtime.infer, images, labels, reference, batches=batches, thresholds=thresholds)
         verdict["runtime"] = runtime.name
     finally:
         runtime.close()
-    log.info("gate %s: %s %s", artifact.name, "PASS" if verdict["passed"] else "FAIL",
-             {k: round(v, 5) for k, v in verdict["worst"].items()})
+    log.info(
+        "gate %s: %s %s",
+        artifact.name,
+        "PASS" if verdict["passed"] else "FAIL",
+        {k: round(v, 5) for k, v in verdict["worst"].items()},
+    )
     return verdict

@@ -75,16 +75,28 @@ def export_onnx(
             # The dynamo exporter implements opset >= 18 only; lower opsets are converted afterwards with
             # onnx's version converter (opset 17 keeps LayerNormalization as one op).
             torch.onnx.export(
-                model, (example,), str(path), dynamo=True, opset_version=max(opset, 18),
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_shapes={arg: {0: batch}}, external_data=external, verbose=False,
+                model,
+                (example,),
+                str(path),
+                dynamo=True,
+                opset_version=max(opset, 18),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes={arg: {0: batch}},
+                external_data=external,
+                verbose=False,
             )
             if opset < 18:
                 _convert_opset(path, opset, external)
         elif exporter == "torchscript":
             torch.onnx.export(
-                model, (example,), str(path), dynamo=False, opset_version=opset,
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                model,
+                (example,),
+                str(path),
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
             )
         else:
@@ -123,8 +135,11 @@ def _convert_opset(path: Path, opset: int, external: bool) -> None:
 def _forward_arg_name(model: Any) -> str:
     import inspect
 
-    params = [p for p in inspect.signature(model.forward).parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    params = [
+        p
+        for p in inspect.signature(model.forward).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
     if not params:
         raise ConversionError(f"{type(model).__name__}.forward takes no positional input; cannot export it")
     return params[0].name
@@ -197,8 +212,15 @@ def artifact_metadata(model_name: str, labels: list[str], preprocess: dict[str, 
     return meta
 
 
-def verify_onnx(path: str | Path, model: Any, *, input_shape: tuple[int, int, int], max_batch: int,
-                atol: float = 1e-3, seed: int = 0) -> dict[str, float]:
+def verify_onnx(
+    path: str | Path,
+    model: Any,
+    *,
+    input_shape: tuple[int, int, int],
+    max_batch: int,
+    atol: float = 1e-3,
+    seed: int = 0,
+) -> dict[str, float]:
     """Run the ONNX file in ONNX Runtime at each of :func:`check_batches` and compare with PyTorch.
 
     Returns {"batch_<b>": max |onnx - torch|}; raises ConversionError when a batch size is refused

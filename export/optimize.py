@@ -43,8 +43,12 @@ class Optimisation:
     rejected: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"chosen": self.chosen, "portable_for_tensorrt": self.portable,
-                "latency_ms": self.latency_ms, "rejected": self.rejected}
+        return {
+            "chosen": self.chosen,
+            "portable_for_tensorrt": self.portable,
+            "latency_ms": self.latency_ms,
+            "rejected": self.rejected,
+        }
 
 
 def _onnxslim(src: Path, dst: Path, **_: Any) -> None:
@@ -103,8 +107,9 @@ def choose_graph(
     for name in rejected:
         runtimes.pop(name, None)
     batches = tuple(sorted({1, max_batch}))
-    latency = interleaved_latency({n: r.infer for n, r in runtimes.items()}, input_shape=input_shape,
-                                  batch_sizes=batches, repeats=repeats)
+    latency = interleaved_latency(
+        {n: r.infer for n, r in runtimes.items()}, input_shape=input_shape, batch_sizes=batches, repeats=repeats
+    )
     for r in runtimes.values():
         r.close()
     ratio = {n: float(np.mean([latency[n][str(b)] / latency["as-exported"][str(b)] for b in batches])) for n in latency}
@@ -118,8 +123,12 @@ def choose_graph(
     for name in latency:
         if name not in (chosen, portable, "as-exported"):
             rejected[name] = f"not enough faster: {ratio[name]:.2f}x the exported graph's latency"
-    log.info("graph optimisation: %s for ONNX Runtime, %s for TensorRT (latency ratios %s)", chosen, portable,
-             {k: round(v, 3) for k, v in ratio.items()})
+    log.info(
+        "graph optimisation: %s for ONNX Runtime, %s for TensorRT (latency ratios %s)",
+        chosen,
+        portable,
+        {k: round(v, 3) for k, v in ratio.items()},
+    )
     return Optimisation(chosen, paths[chosen], portable, paths[portable], latency, rejected)
 
 

@@ -19,7 +19,15 @@ from export.command import FORMATS, ExportConfig, ExportResult
 from export.errors import ToolMissing
 from export.gate import gate_artifact, thresholds_with_overrides
 from export.latency import interleaved_latency
-from export.onnx_export import INPUT_NAME, OUTPUT_NAME, artifact_metadata, check_batches, export_onnx, set_metadata, verify_onnx
+from export.onnx_export import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    artifact_metadata,
+    check_batches,
+    export_onnx,
+    set_metadata,
+    verify_onnx,
+)
 from serve.bundle import Artifact, Bundle, TensorSpec, sha256_file
 
 log = logging.getLogger(__name__)
@@ -59,8 +67,13 @@ def _tools(extra: dict[str, str]) -> dict[str, str]:
 
     from tinymim import __version__
 
-    tools = {"tinymim": __version__, "torch": torch.__version__, "timm": timm.__version__,
-             "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+    tools = {
+        "tinymim": __version__,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
     for name in ("onnxscript", "onnxslim"):
         try:
             tools[name] = __import__(name).__version__
@@ -71,8 +84,9 @@ def _tools(extra: dict[str, str]) -> dict[str, str]:
 
 
 def _artifact(out: Path, name: str, file: str, precision: str, runtime: str, fmt: str, **kw: Any) -> Artifact:
-    return Artifact(name=name, file=file, format=fmt, precision=precision, runtime=runtime,
-                    sha256=sha256_file(out / file), **kw)
+    return Artifact(
+        name=name, file=file, format=fmt, precision=precision, runtime=runtime, sha256=sha256_file(out / file), **kw
+    )
 
 
 def export_bundle(cfg: ExportConfig) -> ExportResult:
@@ -82,50 +96,79 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
     thresholds = thresholds_with_overrides(cfg.gate)
     source = load_source(cfg.checkpoint)
     card = source.card
-    evalset = load_eval_set(card, cfg.eval_data, eval_images=cfg.eval_images, calib_images=cfg.calib_images,
-                            seed=cfg.seed)
+    evalset = load_eval_set(
+        card, cfg.eval_data, eval_images=cfg.eval_images, calib_images=cfg.calib_images, seed=cfg.seed
+    )
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     input_shape = tuple(card.preprocess.input_size)
     name = _model_name(cfg, source.weights)
     meta = artifact_metadata(name, list(card.labels), card.preprocess.to_dict(), source_sha256=source.sha256)
     notes: list[str] = []
-    report: dict[str, Any] = {"model_name": name, "max_batch": cfg.max_batch, "formats": list(formats),
-                              "exporter": cfg.exporter, "opset": cfg.opset}
+    report: dict[str, Any] = {
+        "model_name": name,
+        "max_batch": cfg.max_batch,
+        "formats": list(formats),
+        "exporter": cfg.exporter,
+        "opset": cfg.opset,
+    }
     artifacts: list[Artifact] = []
     device_tools: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="tinymim-export-") as tmp:
         work = Path(tmp)
-        exported = export_onnx(source.model, work / "exported.onnx", input_shape=input_shape,
-                               max_batch=cfg.max_batch, opset=cfg.opset, exporter=cfg.exporter)
+        exported = export_onnx(
+            source.model,
+            work / "exported.onnx",
+            input_shape=input_shape,
+            max_batch=cfg.max_batch,
+            opset=cfg.opset,
+            exporter=cfg.exporter,
+        )
         report["verify_onnx"] = verify_onnx(exported, source.model, input_shape=input_shape, max_batch=cfg.max_batch)
         chosen, portable = exported, exported
         if cfg.optimise:
             from export.optimize import choose_graph
 
             heads = int(getattr(source.model.blocks[0].attn, "num_heads", 1)) if hasattr(source.model, "blocks") else 1
-            opt = choose_graph(exported, work / "opt", input_shape=input_shape, max_batch=cfg.max_batch,
-                               num_heads=heads, hidden_size=int(getattr(source.model, "embed_dim", 0)),
-                               threads=cfg.threads)
+            opt = choose_graph(
+                exported,
+                work / "opt",
+                input_shape=input_shape,
+                max_batch=cfg.max_batch,
+                num_heads=heads,
+                hidden_size=int(getattr(source.model, "embed_dim", 0)),
+                threads=cfg.threads,
+            )
             chosen, portable = opt.chosen_path, opt.portable_path
             report["graph_optimisation"] = opt.to_dict()
         shutil.copyfile(chosen, out / "model.onnx")
         set_metadata(out / "model.onnx", {**meta, "tinymim.precision": "fp32"})
         artifacts.append(_artifact(out, "onnx-fp32", "model.onnx", "fp32", "onnxruntime", "onnx"))
 
-        calib = serve_inputs(card, evalset.calibration) if ("onnx-int8" in formats or "tensorrt-int8" in formats) else None
+        calib = (
+            serve_inputs(card, evalset.calibration) if ("onnx-int8" in formats or "tensorrt-int8" in formats) else None
+        )
         report["quantization"] = {}
         if "onnx-int8" in formats:
             from export.quantize import quantize_dynamic_int8, quantize_static_qdq
 
             report["quantization"]["onnx-int8"] = quantize_static_qdq(
-                portable, out / "model.int8.onnx", calib, flavour="cpu", method=cfg.calibration,
-                per_channel=cfg.per_channel, work_dir=work)
+                portable,
+                out / "model.int8.onnx",
+                calib,
+                flavour="cpu",
+                method=cfg.calibration,
+                per_channel=cfg.per_channel,
+                work_dir=work,
+            )
             report["quantization"]["onnx-int8-dynamic"] = quantize_dynamic_int8(
-                portable, out / "model.int8-dynamic.onnx", per_channel=cfg.per_channel)
+                portable, out / "model.int8-dynamic.onnx", per_channel=cfg.per_channel
+            )
             for art, file in (("onnx-int8", "model.int8.onnx"), ("onnx-int8-dynamic", "model.int8-dynamic.onnx")):
-                set_metadata(out / file, {**meta, "tinymim.precision": "int8",
-                                          "tinymim.quantization": str(report["quantization"][art])})
+                set_metadata(
+                    out / file,
+                    {**meta, "tinymim.precision": "int8", "tinymim.quantization": str(report["quantization"][art])},
+                )
                 artifacts.append(_artifact(out, art, file, "int8", "onnxruntime", "onnx"))
         for fmt in (f for f in formats if f.startswith("tensorrt")):
             from export.quantize import quantize_static_qdq
@@ -136,20 +179,40 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
             if precision == "int8":
                 src = work / "model.int8-trt.onnx"
                 report["quantization"][fmt] = quantize_static_qdq(
-                    portable, src, calib, flavour="tensorrt", method=cfg.calibration, per_channel=cfg.per_channel,
-                    work_dir=work)
+                    portable,
+                    src,
+                    calib,
+                    flavour="tensorrt",
+                    method=cfg.calibration,
+                    per_channel=cfg.per_channel,
+                    work_dir=work,
+                )
             file = f"model.{precision}.plan"
-            sidecar = build_engine(src, out / file, precision=precision, input_shape=input_shape,
-                                   max_batch=cfg.max_batch, timing_cache=out / "timing.cache")
+            sidecar = build_engine(
+                src,
+                out / file,
+                precision=precision,
+                input_shape=input_shape,
+                max_batch=cfg.max_batch,
+                timing_cache=out / "timing.cache",
+            )
             device_tools["tensorrt"] = sidecar["tensorrt"]
             artifacts.append(_artifact(out, fmt, file, precision, "tensorrt", "tensorrt", device=sidecar))
 
     bundle = Bundle(
-        model_name=name, labels=list(card.labels), preprocess=card.preprocess.to_dict(),
-        input=TensorSpec(INPUT_NAME, "FP32", [-1, *input_shape]), output=TensorSpec(OUTPUT_NAME, "FP32", [-1, card.num_classes]),
-        max_batch=cfg.max_batch, artifacts=artifacts,
-        source={"path": str(cfg.checkpoint), "weights": str(source.weights), "sha256": source.sha256,
-                "card": card.to_dict()},
+        model_name=name,
+        labels=list(card.labels),
+        preprocess=card.preprocess.to_dict(),
+        input=TensorSpec(INPUT_NAME, "FP32", [-1, *input_shape]),
+        output=TensorSpec(OUTPUT_NAME, "FP32", [-1, card.num_classes]),
+        max_batch=cfg.max_batch,
+        artifacts=artifacts,
+        source={
+            "path": str(cfg.checkpoint),
+            "weights": str(source.weights),
+            "sha256": source.sha256,
+            "card": card.to_dict(),
+        },
         tools=_tools(device_tools),
     )
     bundle.save(out)
@@ -159,19 +222,34 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
     reference = torch_reference(source, evalset.images)
     batches = check_batches(cfg.max_batch)
     for a in artifacts:
-        a.gate = gate_artifact(bundle, a, images, evalset.labels, reference, thresholds=thresholds[a.precision],
-                               batches=batches, device="cuda" if a.runtime == "tensorrt" else "cpu")
+        a.gate = gate_artifact(
+            bundle,
+            a,
+            images,
+            evalset.labels,
+            reference,
+            thresholds=thresholds[a.precision],
+            batches=batches,
+            device="cuda" if a.runtime == "tensorrt" else "cpu",
+        )
     _measure_latency(bundle, cfg, input_shape)
     _decide_servable(artifacts, cfg.max_batch, notes)
     bundle.save(out)
 
-    report.update({
-        "source": bundle.source | {"card": None},
-        "eval": {"source": evalset.source, "images": int(len(images)), "batches": list(batches),
-                 "reference_accuracy": float((reference.argmax(1) == evalset.labels).mean())},
-        "artifacts": [_artifact_summary(a) for a in artifacts],
-        "tools": bundle.tools, "notes": notes,
-    })
+    report.update(
+        {
+            "source": bundle.source | {"card": None},
+            "eval": {
+                "source": evalset.source,
+                "images": int(len(images)),
+                "batches": list(batches),
+                "reference_accuracy": float((reference.argmax(1) == evalset.labels).mean()),
+            },
+            "artifacts": [_artifact_summary(a) for a in artifacts],
+            "tools": bundle.tools,
+            "notes": notes,
+        }
+    )
     from export.report import write_report
 
     write_report(report, out)
@@ -191,10 +269,16 @@ def _measure_latency(bundle: Bundle, cfg: ExportConfig, input_shape: tuple[int, 
     runtimes = {}
     for a in bundle.artifacts:
         if a.gate.get("passed"):
-            runtimes[a.name] = open_runtime(bundle, a, threads=cfg.threads) if a.runtime == "onnxruntime" else open_runtime(bundle, a)
+            runtimes[a.name] = (
+                open_runtime(bundle, a, threads=cfg.threads) if a.runtime == "onnxruntime" else open_runtime(bundle, a)
+            )
     try:
-        lat = interleaved_latency({n: r.infer for n, r in runtimes.items()}, input_shape=input_shape,  # type: ignore[arg-type]
-                                  batch_sizes=tuple(sorted({1, cfg.max_batch})), repeats=cfg.latency_repeats)
+        lat = interleaved_latency(
+            {n: r.infer for n, r in runtimes.items()},
+            input_shape=input_shape,  # type: ignore[arg-type]
+            batch_sizes=tuple(sorted({1, cfg.max_batch})),
+            repeats=cfg.latency_repeats,
+        )
     finally:
         for r in runtimes.values():
             r.close()
@@ -213,8 +297,10 @@ def _decide_servable(artifacts: list[Artifact], max_batch: int, notes: list[str]
     for a in int8:
         if fp32 is not None and fp32.latency_ms and a.latency_ms.get(key, np.inf) >= fp32.latency_ms.get(key, 0):
             a.servable = False
-            a.reason = (f"passed the gate but is not faster than FP32 here ({a.latency_ms[key]:.2f} ms vs "
-                        f"{fp32.latency_ms[key]:.2f} ms at batch {key})")
+            a.reason = (
+                f"passed the gate but is not faster than FP32 here ({a.latency_ms[key]:.2f} ms vs "
+                f"{fp32.latency_ms[key]:.2f} ms at batch {key})"
+            )
     int8 = [a for a in int8 if a.servable]
     if len(int8) > 1:
         best = min(int8, key=lambda a: a.latency_ms[key])
@@ -230,8 +316,12 @@ def _decide_servable(artifacts: list[Artifact], max_batch: int, notes: list[str]
 def _failed_requests(artifacts: list[Artifact], formats: tuple[str, ...]) -> list[str]:
     """Requested formats with no artifact passing the gate (speed-based refusals are not failures)."""
     failed = []
-    groups = {"onnx": ["onnx-fp32"], "onnx-int8": ["onnx-int8", "onnx-int8-dynamic"],
-              "tensorrt-fp16": ["tensorrt-fp16"], "tensorrt-int8": ["tensorrt-int8"]}
+    groups = {
+        "onnx": ["onnx-fp32"],
+        "onnx-int8": ["onnx-int8", "onnx-int8-dynamic"],
+        "tensorrt-fp16": ["tensorrt-fp16"],
+        "tensorrt-int8": ["tensorrt-int8"],
+    }
     for fmt in formats:
         members = [a for a in artifacts if a.name in groups[fmt]]
         if members and not any(a.gate.get("passed") for a in members):
@@ -240,6 +330,16 @@ def _failed_requests(artifacts: list[Artifact], formats: tuple[str, ...]) -> lis
 
 
 def _artifact_summary(a: Artifact) -> dict[str, Any]:
-    return {"name": a.name, "file": a.file, "format": a.format, "precision": a.precision, "runtime": a.runtime,
-            "sha256": a.sha256, "servable": a.servable, "reason": a.reason, "gate": a.gate,
-            "latency_ms": a.latency_ms, "device": a.device}
+    return {
+        "name": a.name,
+        "file": a.file,
+        "format": a.format,
+        "precision": a.precision,
+        "runtime": a.runtime,
+        "sha256": a.sha256,
+        "servable": a.servable,
+        "reason": a.reason,
+        "gate": a.gate,
+        "latency_ms": a.latency_ms,
+        "device": a.device,
+    }

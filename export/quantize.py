@@ -62,8 +62,11 @@ def _preprocess_for_quant(src: Path, dst: Path) -> Path:
         quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
         return dst
     except Exception as err:  # noqa: BLE001 - the pre-pass is an optimisation; quantization works without it
-        log.warning("quantization pre-processing skipped (%s: %s); quantizing the graph as is",
-                    type(err).__name__, str(err)[:200])
+        log.warning(
+            "quantization pre-processing skipped (%s: %s); quantizing the graph as is",
+            type(err).__name__,
+            str(err)[:200],
+        )
         return src
 
 
@@ -83,40 +86,72 @@ def quantize_static_qdq(
 
     if len(calibration) == 0:
         raise ConversionError("static INT8 quantization needs calibration images; none were given")
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     work_dir = work_dir or dst.parent
     pre = _preprocess_for_quant(src, work_dir / f"{dst.stem}.pre.onnx")
     act = QuantType.QUInt8 if flavour == "cpu" else QuantType.QInt8
     options = {"ActivationSymmetric": flavour == "tensorrt", "WeightSymmetric": True}
     try:
         quantize_static(
-            str(pre), str(dst), ArrayReader(calibration),
-            quant_format=QuantFormat.QDQ, op_types_to_quantize=list(STATIC_OPS),
-            per_channel=per_channel, reduce_range=reduce_range,
-            activation_type=act, weight_type=QuantType.QInt8,
-            calibrate_method=methods[method], extra_options=options,
+            str(pre),
+            str(dst),
+            ArrayReader(calibration),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(STATIC_OPS),
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            activation_type=act,
+            weight_type=QuantType.QInt8,
+            calibrate_method=methods[method],
+            extra_options=options,
         )
     except Exception as err:
         raise ConversionError(f"static INT8 quantization failed: {type(err).__name__}: {str(err)[:300]}") from err
-    settings = {"mode": "static-qdq", "flavour": flavour, "calibration": method, "calibration_images": len(calibration),
-                "per_channel": per_channel, "reduce_range": reduce_range, "activations": act.name,
-                "weights": "QInt8", "ops": list(STATIC_OPS), "pre_process": pre != src}
+    settings = {
+        "mode": "static-qdq",
+        "flavour": flavour,
+        "calibration": method,
+        "calibration_images": len(calibration),
+        "per_channel": per_channel,
+        "reduce_range": reduce_range,
+        "activations": act.name,
+        "weights": "QInt8",
+        "ops": list(STATIC_OPS),
+        "pre_process": pre != src,
+    }
     settings["quantized_nodes"] = count_quantized(dst)
     return settings
 
 
-def quantize_dynamic_int8(src: Path, dst: Path, *, per_channel: bool = True, reduce_range: bool = False) -> dict[str, Any]:
+def quantize_dynamic_int8(
+    src: Path, dst: Path, *, per_channel: bool = True, reduce_range: bool = False
+) -> dict[str, Any]:
     """Dynamic INT8 (weights int8, activations quantized per batch at run time) at ``dst``."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     try:
-        quantize_dynamic(str(src), str(dst), op_types_to_quantize=list(DYNAMIC_OPS), per_channel=per_channel,
-                         reduce_range=reduce_range, weight_type=QuantType.QInt8)
+        quantize_dynamic(
+            str(src),
+            str(dst),
+            op_types_to_quantize=list(DYNAMIC_OPS),
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            weight_type=QuantType.QInt8,
+        )
     except Exception as err:
         raise ConversionError(f"dynamic INT8 quantization failed: {type(err).__name__}: {str(err)[:300]}") from err
-    return {"mode": "dynamic", "per_channel": per_channel, "reduce_range": reduce_range, "weights": "QInt8",
-            "ops": list(DYNAMIC_OPS), "quantized_nodes": count_quantized(dst)}
+    return {
+        "mode": "dynamic",
+        "per_channel": per_channel,
+        "reduce_range": reduce_range,
+        "weights": "QInt8",
+        "ops": list(DYNAMIC_OPS),
+        "quantized_nodes": count_quantized(dst),
+    }
 
 
 def count_quantized(path: Path) -> dict[str, int]:
@@ -126,8 +161,17 @@ def count_quantized(path: Path) -> dict[str, int]:
     model = onnx.load(str(path), load_external_data=False)
     counts: dict[str, int] = {}
     for node in model.graph.node:
-        if node.op_type in ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
-                            "ConvInteger", "QLinearMatMul", "QLinearConv", "MatMulIntegerToFloat",
-                            "DynamicQuantizeMatMul", "QGemm"):
+        if node.op_type in (
+            "QuantizeLinear",
+            "DequantizeLinear",
+            "DynamicQuantizeLinear",
+            "MatMulInteger",
+            "ConvInteger",
+            "QLinearMatMul",
+            "QLinearConv",
+            "MatMulIntegerToFloat",
+            "DynamicQuantizeMatMul",
+            "QGemm",
+        ):
             counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return counts

@@ -45,9 +45,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         )
     opt = report.get("graph_optimisation") or {}
     if opt:
-        lines += ["", "## Graph optimisation", "",
-                  f"Chosen for ONNX Runtime: **{opt['chosen']}**; portable graph for TensorRT/quantization: "
-                  f"**{opt['portable_for_tensorrt']}**. Median latency (ms) measured interleaved here:", ""]
+        lines += [
+            "",
+            "## Graph optimisation",
+            "",
+            f"Chosen for ONNX Runtime: **{opt['chosen']}**; portable graph for TensorRT/quantization: "
+            f"**{opt['portable_for_tensorrt']}**. Median latency (ms) measured interleaved here:",
+            "",
+        ]
         for name, lat in opt.get("latency_ms", {}).items():
             lines.append(f"- {name}: " + ", ".join(f"batch {b}: {ms:.2f}" for b, ms in lat.items()))
         for name, why in opt.get("rejected", {}).items():

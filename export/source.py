@@ -81,8 +81,14 @@ def load_eval_set(card: Any, eval_data: str | None, *, eval_images: int, calib_i
             "(builtin:fashion-mnist or an image folder with one sub-folder per class)"
         )
     try:
-        bundle = build_datasets(data, val_split=val_split, in_chans=card.preprocess.channels,
-                                limit_train=max(1, calib_images), limit_val=eval_images, seed=seed)
+        bundle = build_datasets(
+            data,
+            val_split=val_split,
+            in_chans=card.preprocess.channels,
+            limit_train=max(1, calib_images),
+            limit_val=eval_images,
+            seed=seed,
+        )
     except TinymimError as err:
         raise EvalDataError(f"evaluation data {data}: {err}") from None
     if tuple(bundle.classes) != tuple(card.labels):

@@ -159,8 +159,13 @@ def build_engine(
         "source_onnx_sha256": sha256_file(onnx_path),
     }
     sidecar_path(engine_path).write_text(json.dumps(sidecar, indent=2))
-    log.info("built TensorRT %s engine %s (%s typing, TensorRT %s)", precision, engine_path.name,
-             "weak" if weak else "strong", trt.__version__)
+    log.info(
+        "built TensorRT %s engine %s (%s typing, TensorRT %s)",
+        precision,
+        engine_path.name,
+        "weak" if weak else "strong",
+        trt.__version__,
+    )
     return sidecar
 
 

@@ -27,8 +27,9 @@ def triton_model_name(model_name: str, artifact_name: str) -> str:
     return base.strip("_") or "model"
 
 
-def config_pbtxt(name: str, platform: str, *, max_batch: int, input_shape: list[int], num_classes: int,
-                 queue_delay_us: int = 500) -> str:
+def config_pbtxt(
+    name: str, platform: str, *, max_batch: int, input_shape: list[int], num_classes: int, queue_delay_us: int = 500
+) -> str:
     """The text of one config.pbtxt."""
     preferred = sorted({b for b in (max(1, max_batch // 4), max(1, max_batch // 2), max_batch)})
     dims = ", ".join(str(d) for d in input_shape)
@@ -64,8 +65,14 @@ def write_triton_repo(bundle: Any, repo: str | Path) -> list[str]:
         (folder / "1").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(bundle.path_of(artifact), folder / "1" / filename)
         (folder / "labels.txt").write_text("\n".join(bundle.labels) + "\n")
-        (folder / "config.pbtxt").write_text(config_pbtxt(
-            name, platform, max_batch=bundle.max_batch, input_shape=list(bundle.input.shape[1:]),
-            num_classes=len(bundle.labels)))
+        (folder / "config.pbtxt").write_text(
+            config_pbtxt(
+                name,
+                platform,
+                max_batch=bundle.max_batch,
+                input_shape=list(bundle.input.shape[1:]),
+                num_classes=len(bundle.labels),
+            )
+        )
         names.append(name)
     return names

@@ -10,8 +10,8 @@ Errors all answer ``{"error": message}``: RequestError/ImageError with their own
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError

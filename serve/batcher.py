@@ -20,9 +20,9 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class _Item:
 class _Arrival:
     """One announced request; leaving twice is harmless."""
 
-    def __init__(self, batcher: "DynamicBatcher") -> None:
+    def __init__(self, batcher: DynamicBatcher) -> None:
         self._batcher: DynamicBatcher | None = batcher
 
     def leave(self) -> None:
@@ -122,7 +122,7 @@ class DynamicBatcher:
             self._closing = True
 
     @contextlib.contextmanager
-    def arriving(self) -> Iterator["_Arrival"]:
+    def arriving(self) -> Iterator[_Arrival]:
         """Announce a request that will soon call :meth:`submit` (so the worker may wait for it)."""
         arrival = _Arrival(self)
         self.arriving_count += 1
@@ -131,7 +131,9 @@ class DynamicBatcher:
         finally:
             arrival.leave()
 
-    async def submit(self, batch: np.ndarray, *, timeout_s: float, arrival: "_Arrival | None" = None) -> list[SampleResult]:
+    async def submit(
+        self, batch: np.ndarray, *, timeout_s: float, arrival: _Arrival | None = None
+    ) -> list[SampleResult]:
         """Queue a request's samples (B, C, H, W); wait for all their results or raise Overloaded."""
         if self._closing or self._worker is None:
             raise Overloaded("the service is shutting down; retry on another instance")

@@ -23,8 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p("--port", type=int, help="TCP port (default 8000)")
     p("--max-batch-size", type=int, help="largest dynamic batch (default 32, capped by the bundle)")
     p("--max-queue-delay-ms", type=float, help="longest wait to fill a batch (default 5)")
-    p("--batch-policy", choices=["arrivals", "always"], help="wait for a fuller batch only while requests are "
-      "arriving (default), or always up to the delay")
+    p(
+        "--batch-policy",
+        choices=["arrivals", "always"],
+        help="wait for a fuller batch only while requests are arriving (default), or always up to the delay",
+    )
     p("--max-queue", type=int, help="queued samples before 503 (default 256)")
     p("--request-timeout-s", type=float, help="default per-request timeout (default 30)")
     p("--max-body-bytes", type=int, help="largest request body (default 16 MiB)")
@@ -38,8 +41,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace):
     from serve.settings import load_settings
 
-    keys = ("bundle", "artifact", "device", "host", "port", "max_batch_size", "max_queue_delay_ms", "batch_policy", "max_queue",
-            "request_timeout_s", "max_body_bytes", "threads", "preprocess_workers", "api_key", "model_name")
+    keys = (
+        "bundle",
+        "artifact",
+        "device",
+        "host",
+        "port",
+        "max_batch_size",
+        "max_queue_delay_ms",
+        "batch_policy",
+        "max_queue",
+        "request_timeout_s",
+        "max_body_bytes",
+        "threads",
+        "preprocess_workers",
+        "api_key",
+        "model_name",
+    )
     return load_settings(**{k: getattr(args, k, None) for k in keys})
 
 
@@ -74,8 +92,13 @@ def run_server(settings, *, access_log: bool = False) -> None:
     load_bundle(settings.bundle, verify=True)  # fail fast with a clear message before uvicorn starts
     app = create_app(settings)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_config=None, access_log=access_log,
-        timeout_graceful_shutdown=int(settings.graceful_timeout_s), lifespan="on",
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=access_log,
+        timeout_graceful_shutdown=int(settings.graceful_timeout_s),
+        lifespan="on",
     )
     server = _server_class()(config)
     try:

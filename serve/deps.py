@@ -24,8 +24,9 @@ Service = Annotated[InferenceService, Depends(get_service)]
 
 async def ready_service(service: Service) -> InferenceService:
     if not service.ready:
-        raise RequestError("model is not ready (loading, warming up or shutting down)", status=503,
-                           headers={"Retry-After": "1"})
+        raise RequestError(
+            "model is not ready (loading, warming up or shutting down)", status=503, headers={"Retry-After": "1"}
+        )
     return service
 
 
@@ -42,5 +43,8 @@ async def require_api_key(request: Request, service: Service) -> None:
     if given is None and auth[:7].lower() == "bearer ":
         given = auth[7:].strip()
     if given is None or not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
-        raise RequestError("missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-                           status=401, headers={"WWW-Authenticate": "Bearer"})
+        raise RequestError(
+            "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+            status=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )

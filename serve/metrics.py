@@ -28,18 +28,26 @@ class ServiceMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "tinymim_requests", "HTTP requests by route template, method and status", ["route", "method", "status"], registry=r
+            "tinymim_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=r,
         )
         self.request_seconds = Histogram(
-            "tinymim_request_seconds", "end-to-end request latency inside the server", ["route"],
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "tinymim_request_seconds",
+            "end-to-end request latency inside the server",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.queue_seconds = Histogram(
             "tinymim_queue_seconds", "time a sample waited in the batch queue", buckets=_LATENCY_BUCKETS, registry=r
         )
         self.preprocess_seconds = Histogram(
-            "tinymim_preprocess_seconds", "decode + preprocess time of one request's images",
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "tinymim_preprocess_seconds",
+            "decode + preprocess time of one request's images",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.inference_seconds = Histogram(
             "tinymim_inference_seconds", "runtime time of one batch", buckets=_LATENCY_BUCKETS, registry=r

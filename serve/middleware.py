@@ -28,11 +28,13 @@ class BodyTooLarge(RequestError):
 
 async def _send_json(send: Any, status: int, message: str) -> None:
     body = json.dumps({"error": message}).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -57,7 +59,9 @@ class RequestGuard:
         try:
             declared = self._content_length(scope)
             if declared is not None and declared > self.limit:
-                await _send_json(send_wrapper, 413, f"request body of {declared} bytes is larger than the {self.limit}-byte limit")
+                await _send_json(
+                    send_wrapper, 413, f"request body of {declared} bytes is larger than the {self.limit}-byte limit"
+                )
                 return
             if declared == -1:
                 await _send_json(send_wrapper, 400, "invalid Content-Length header")

@@ -41,7 +41,7 @@ class Preprocessor:
     max_pixels: int = DEFAULT_MAX_PIXELS
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> "Preprocessor":
+    def from_spec(cls, spec: dict[str, Any], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Preprocessor:
         c, h, w = (int(v) for v in spec["input_size"])
         if h != w:
             raise ValueError(f"only square inputs are supported, got {h}x{w}")

@@ -27,29 +27,48 @@ def free_port() -> int:
 class ServerProcess:
     """A running ``tinymim serve BUNDLE --host 127.0.0.1 --port PORT ARGS``; its output goes to ``log_path``."""
 
-    def __init__(self, bundle: str | Path, *args: str, log_path: str | Path, port: int = 0,
-                 env: dict[str, str] | None = None, cwd: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        bundle: str | Path,
+        *args: str,
+        log_path: str | Path,
+        port: int = 0,
+        env: dict[str, str] | None = None,
+        cwd: str | Path | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path)
-        cmd = [sys.executable, "-m", "tinymim.cli", "serve", str(bundle), "--host", "127.0.0.1",
-               "--port", str(self.port), *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "tinymim.cli",
+            "serve",
+            str(bundle),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *args,
+        ]
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-                                         env={**os.environ, **(env or {})})
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env={**os.environ, **(env or {})}
+            )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 120.0, poll_s: float = 0.1) -> "ServerProcess":
+    def wait_ready(self, timeout: float = 120.0, poll_s: float = 0.1) -> ServerProcess:
         """Return once /v2/health/ready answers 200; raise ServeError (with the log) if it exits or times out."""
         import httpx
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ServeError(f"the server exited with code {self.proc.returncode}; log {self.log_path}:\n"
-                                 f"{self.log()[-2000:]}")
+                raise ServeError(
+                    f"the server exited with code {self.proc.returncode}; log {self.log_path}:\n{self.log()[-2000:]}"
+                )
             try:
                 if httpx.get(self.url + "/v2/health/ready", timeout=2).status_code == 200:
                     return self

@@ -18,8 +18,14 @@ from serve.runtimes import Runtime, open_runtime
 
 log = logging.getLogger(__name__)
 
-_FALLBACK_ORDER = {("tensorrt", "int8"): 0, ("tensorrt", "fp16"): 1, ("tensorrt", "fp32"): 2,
-                   ("onnxruntime", "int8"): 3, ("onnxruntime", "fp16"): 4, ("onnxruntime", "fp32"): 5}
+_FALLBACK_ORDER = {
+    ("tensorrt", "int8"): 0,
+    ("tensorrt", "fp16"): 1,
+    ("tensorrt", "fp32"): 2,
+    ("onnxruntime", "int8"): 3,
+    ("onnxruntime", "fp16"): 4,
+    ("onnxruntime", "fp32"): 5,
+}
 
 
 @dataclass(frozen=True)
@@ -70,8 +76,12 @@ def _open(bundle: Bundle, a: Artifact, device: str, threads: int | None) -> tupl
             errors.append(f"{dev}: {err}")
             continue
         session = getattr(rt, "session", None)
-        if a.runtime == "onnxruntime" and dev == "cuda" and session is not None \
-                and session.get_providers()[0] != "CUDAExecutionProvider":
+        if (
+            a.runtime == "onnxruntime"
+            and dev == "cuda"
+            and session is not None
+            and session.get_providers()[0] != "CUDAExecutionProvider"
+        ):
             rt.close()  # ONNX Runtime fell back to CPU on its own: say so instead of serving "cuda" on the CPU
             errors.append("cuda: ONNX Runtime could not initialise CUDA here (it fell back to the CPU)")
             continue
@@ -79,7 +89,9 @@ def _open(bundle: Bundle, a: Artifact, device: str, threads: int | None) -> tupl
     raise RuntimeUnavailable(f"artifact {a.name} cannot run here: " + "; ".join(errors))
 
 
-def select_runtime(bundle: Bundle, name: str = "auto", *, device: str = "auto", threads: int | None = None) -> Selection:
+def select_runtime(
+    bundle: Bundle, name: str = "auto", *, device: str = "auto", threads: int | None = None
+) -> Selection:
     """Open the runtime to serve; raise BundleError/RuntimeUnavailable with the reasons when none fits."""
     if name != "auto":
         a = bundle.artifact(name)

@@ -88,8 +88,13 @@ class InferenceService:
         self.max_batch = max(1, min(s.max_batch_size, self.bundle.max_batch, sel.runtime.max_batch))
         self.stats = ModelStats(self.model_name, self.version)
         self.batcher = DynamicBatcher(
-            sel.runtime, max_batch=self.max_batch, max_delay_s=s.max_queue_delay_ms / 1000,
-            max_queue=s.max_queue, metrics=self.metrics, stats=self.stats, policy=s.batch_policy,
+            sel.runtime,
+            max_batch=self.max_batch,
+            max_delay_s=s.max_queue_delay_ms / 1000,
+            max_queue=s.max_queue,
+            metrics=self.metrics,
+            stats=self.stats,
+            policy=s.batch_policy,
         )
         warm_s = await self.batcher.warmup(self.preprocessor.input_shape)
         self.batcher.start()
@@ -97,7 +102,10 @@ class InferenceService:
         self.metrics.ready.set(1)
         log.info(
             "model %s ready in %.1f s (warm-up of batch sizes 1..%d: %.1f s)",
-            self.model_name, time.perf_counter() - t0, self.max_batch, warm_s,
+            self.model_name,
+            time.perf_counter() - t0,
+            self.max_batch,
+            warm_s,
         )
 
     async def stop(self) -> None:

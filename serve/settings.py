@@ -24,7 +24,9 @@ class ServeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TINYMIM_", frozen=True, extra="forbid")
 
     bundle: Path = Field(description="bundle folder written by 'tinymim export' (holds bundle.json)")
-    artifact: str = Field("auto", description="artifact name to serve, or 'auto' = fastest gate-passing one that runs here")
+    artifact: str = Field(
+        "auto", description="artifact name to serve, or 'auto' = fastest gate-passing one that runs here"
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="device for ONNX Runtime artifacts")
     host: str = Field("127.0.0.1", description="interface to bind; 0.0.0.0 inside a container")
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0 = any free port)")
@@ -41,7 +43,9 @@ class ServeSettings(BaseSettings):
     max_pixels: int = Field(40_000_000, ge=1, description="largest decoded image (decompression-bomb guard)")
     preprocess_workers: int = Field(0, ge=0, description="threads decoding/preprocessing images (0 = CPU count)")
     threads: int | None = Field(None, ge=1, description="ONNX Runtime intra-op threads (default: all cores)")
-    api_key: SecretStr | None = Field(None, description="if set, clients must send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
+    api_key: SecretStr | None = Field(
+        None, description="if set, clients must send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
+    )
     model_name: str | None = Field(None, description="name on the v2 routes (default: the bundle's model_name)")
     graceful_timeout_s: float = Field(30.0, gt=0, description="longest wait for in-flight requests on SIGTERM")
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -37,7 +37,9 @@ class ModelStats:
         self.last_inference_ms = 0
         self.inference_count = 0
         self.execution_count = 0
-        self.stages = {k: _Duration() for k in ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output")}
+        self.stages = {
+            k: _Duration() for k in ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output")
+        }
         self.batches: dict[int, dict[str, _Duration]] = defaultdict(
             lambda: {k: _Duration() for k in ("compute_input", "compute_infer", "compute_output")}
         )
@@ -49,7 +51,9 @@ class ModelStats:
         self.stages["compute_infer"].add(infer_s)
         self.batches[size]["compute_infer"].add(infer_s)
 
-    def record_request(self, *, ok: bool, total_s: float, queue_s: float = 0.0, input_s: float = 0.0, output_s: float = 0.0) -> None:
+    def record_request(
+        self, *, ok: bool, total_s: float, queue_s: float = 0.0, input_s: float = 0.0, output_s: float = 0.0
+    ) -> None:
         if not ok:
             self.stages["fail"].add(total_s)
             return

@@ -16,8 +16,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory):
     out = tmp_path_factory.mktemp("qs")
-    cfg = build_config(QuickstartConfig, {"out": str(out), "size": "tiny", "bench_seconds": 1.0,
-                                          "http_images": 48, "progress": False})
+    cfg = build_config(
+        QuickstartConfig, {"out": str(out), "size": "tiny", "bench_seconds": 1.0, "http_images": 48, "progress": False}
+    )
     return cfg, run_config(cfg)
 
 
@@ -47,8 +48,14 @@ def test_outputs_written_and_rerun_reuses_stages(quickstart):
     root = cfg.out
     from pathlib import Path
 
-    for rel in ("summary.md", "summary.json", "accuracy_vs_latency.png", "teacher/curves.png",
-                "export/bundle/bundle.json", "serve/bench_cdf.png"):
+    for rel in (
+        "summary.md",
+        "summary.json",
+        "accuracy_vs_latency.png",
+        "teacher/curves.png",
+        "export/bundle/bundle.json",
+        "serve/bench_cdf.png",
+    ):
         assert (Path(root) / rel).is_file(), rel
     stages_before = {p.parent.name: json.loads(p.read_text()) for p in Path(root).glob("*/stage.json")}
     assert set(stages_before) == {"teacher", "distill", "finetune", "export", "serve"}

@@ -20,9 +20,10 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from compress.configio import add_config_arguments, config_from_args, field_help, require
 
@@ -36,9 +37,13 @@ STAGE_FORMAT = 3  # bump when a stage's result layout changes: older markers are
 class QuickstartConfig:
     out: str = field(default="runs/quickstart", metadata=field_help("run folder (one sub-folder per stage)"))
     device: Literal["cpu", "cuda"] = field(default="cpu", metadata=field_help("where to train"))
-    size: Literal["auto", "cpu", "tiny", "standard"] = field(default="auto", metadata=field_help(
-        "model/data scale: cpu (fits ~5 min on 2 cores), tiny (a ~1 min smoke run), standard (ViT-S/ViT-T at "
-        "224 px, for GPUs); auto = cpu on --device cpu, standard on cuda"))
+    size: Literal["auto", "cpu", "tiny", "standard"] = field(
+        default="auto",
+        metadata=field_help(
+            "model/data scale: cpu (fits ~5 min on 2 cores), tiny (a ~1 min smoke run), standard (ViT-S/ViT-T at "
+            "224 px, for GPUs); auto = cpu on --device cpu, standard on cuda"
+        ),
+    )
     fresh: bool = field(default=False, metadata=field_help("delete the run folder and start over"))
     port: int = field(default=0, metadata=field_help("server port (0: a free loopback port)"))
     bench_seconds: float = field(default=5.0, metadata=field_help("seconds per concurrency level in the bench"))
@@ -61,17 +66,27 @@ class QuickstartConfig:
 # Patch 7 on 28 px images gives 16 tokens: the widths and head counts are ViT-S (384/6) and ViT-T (192/3).
 SCALES: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
-        "teacher": dict(arch="vit_small", img_size=28, patch_size=7, depth=2, epochs=1, limit_train=3000,
-                        limit_val=1000, batch_size=64, lr=1e-3),
-        "distill": dict(student="vit_tiny", student_depth=2, epochs=1, limit_train=3000, limit_val=1000,
-                        batch_size=64, base_lr=1e-3),
+        "teacher": dict(
+            arch="vit_small",
+            img_size=28,
+            patch_size=7,
+            depth=2,
+            epochs=1,
+            limit_train=3000,
+            limit_val=1000,
+            batch_size=64,
+            lr=1e-3,
+        ),
+        "distill": dict(
+            student="vit_tiny", student_depth=2, epochs=1, limit_train=3000, limit_val=1000, batch_size=64, base_lr=1e-3
+        ),
         "finetune": dict(epochs=1, limit_train=3000, limit_val=1000, batch_size=64, lr=1e-3),
     },
     "cpu": {
-        "teacher": dict(arch="vit_small", img_size=28, patch_size=7, depth=4, epochs=1, limit_train=20000,
-                        batch_size=128, lr=1e-3),
-        "distill": dict(student="vit_tiny", student_depth=4, epochs=1, limit_train=24000, batch_size=128,
-                        base_lr=1e-3),
+        "teacher": dict(
+            arch="vit_small", img_size=28, patch_size=7, depth=4, epochs=1, limit_train=20000, batch_size=128, lr=1e-3
+        ),
+        "distill": dict(student="vit_tiny", student_depth=4, epochs=1, limit_train=24000, batch_size=128, base_lr=1e-3),
         "finetune": dict(epochs=1, limit_train=48000, batch_size=128, lr=2e-3),
     },
     "standard": {
@@ -82,8 +97,7 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
 }
 # Short runs train without augmentation (crops, RandAugment, Mixup/CutMix and erasing pay off over long
 # schedules; in one or two CPU epochs they cost accuracy). Distillation keeps the method's own crop + jitter.
-SHORT_RUN_TRAIN = dict(augment=False, label_smoothing=0.1, warmup_epochs=0.1, drop_path=0.0,
-                       checkpoint_every_steps=0)
+SHORT_RUN_TRAIN = dict(augment=False, label_smoothing=0.1, warmup_epochs=0.1, drop_path=0.0, checkpoint_every_steps=0)
 
 
 class Stage:
@@ -139,15 +153,27 @@ def run_config(cfg: QuickstartConfig) -> dict[str, Any]:
     sizes = SCALES[cfg.scale]
     t_start = time.perf_counter()
     steps = [
-        ("teacher", {"scale": cfg.scale, "device": cfg.device, **sizes["teacher"]},
-         lambda d: teacher_stage(cfg, d, sizes["teacher"])),
-        ("distill", {"scale": cfg.scale, "device": cfg.device, **sizes["distill"]},
-         lambda d: distill_stage(cfg, d, root / "teacher", sizes["distill"])),
-        ("finetune", {"scale": cfg.scale, "device": cfg.device, **sizes["finetune"]},
-         lambda d: finetune_stage(cfg, d, root / "distill", sizes["finetune"])),
+        (
+            "teacher",
+            {"scale": cfg.scale, "device": cfg.device, **sizes["teacher"]},
+            lambda d: teacher_stage(cfg, d, sizes["teacher"]),
+        ),
+        (
+            "distill",
+            {"scale": cfg.scale, "device": cfg.device, **sizes["distill"]},
+            lambda d: distill_stage(cfg, d, root / "teacher", sizes["distill"]),
+        ),
+        (
+            "finetune",
+            {"scale": cfg.scale, "device": cfg.device, **sizes["finetune"]},
+            lambda d: finetune_stage(cfg, d, root / "distill", sizes["finetune"]),
+        ),
         ("export", {"scale": cfg.scale, "device": cfg.device}, lambda d: export_stage(cfg, d, root / "finetune")),
-        ("serve", {"scale": cfg.scale, "bench_seconds": cfg.bench_seconds, "http_images": cfg.http_images},
-         lambda d: serve_stage(cfg, d, root / "export" / "bundle")),
+        (
+            "serve",
+            {"scale": cfg.scale, "bench_seconds": cfg.bench_seconds, "http_images": cfg.http_images},
+            lambda d: serve_stage(cfg, d, root / "export" / "bundle"),
+        ),
     ]
     results: dict[str, dict[str, Any]] = {}
     for i, (name, settings, fn) in enumerate(steps, 1):

@@ -25,7 +25,6 @@ class QuickstartError(TinymimError):
 
 def _train_values(cfg: Any, stage_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
     from compress.checkpoint import find_resume_dir
-
     from tinymim.quickstart import SHORT_RUN_TRAIN
 
     values: dict[str, Any] = {"data": DATA, "device": cfg.device, "progress": cfg.progress, **SHORT_RUN_TRAIN, **sizes}
@@ -44,9 +43,14 @@ def _model_facts(run_dir: Path) -> dict[str, Any]:
     return {
         "run": str(run_dir),
         "arch": card.arch,
-        "size": {"img_size": h, "in_chans": c, "patch_size": model.patch_embed.patch_size[0],
-                 "depth": len(model.blocks), "embed_dim": model.embed_dim,
-                 "num_heads": card.arch_kwargs.get("num_heads", model.blocks[0].attn.num_heads)},
+        "size": {
+            "img_size": h,
+            "in_chans": c,
+            "patch_size": model.patch_embed.patch_size[0],
+            "depth": len(model.blocks),
+            "embed_dim": model.embed_dim,
+            "num_heads": card.arch_kwargs.get("num_heads", model.blocks[0].attn.num_heads),
+        },
         "params": sum(p.numel() for p in model.parameters()),
         "train_images": card.data.get("train_size"),
         "epochs": (card.training.get("config") or {}).get("epochs"),
@@ -69,8 +73,16 @@ def distill_stage(cfg: Any, stage_dir: Path, teacher_dir: Path, sizes: dict[str,
     from compress.commands.distill import DistillConfig, run_config
     from compress.configio import build_config
 
-    values: dict[str, Any] = {"teacher": str(teacher_dir), "data": DATA, "method": "relation", "device": cfg.device,
-                              "output": str(stage_dir), "progress": cfg.progress, "warmup_epochs": 0.1, **sizes}
+    values: dict[str, Any] = {
+        "teacher": str(teacher_dir),
+        "data": DATA,
+        "method": "relation",
+        "device": cfg.device,
+        "output": str(stage_dir),
+        "progress": cfg.progress,
+        "warmup_epochs": 0.1,
+        **sizes,
+    }
     values["resume"] = find_resume_dir(stage_dir) is not None
     run_dir = run_config(build_config(DistillConfig, values))
     facts = _model_facts(run_dir)
@@ -92,8 +104,15 @@ def export_stage(cfg: Any, stage_dir: Path, finetune_dir: Path) -> dict[str, Any
     from export.command import ExportConfig, run_config
 
     eval_images = 300 if cfg.scale == "tiny" else 1000
-    export_cfg = build_config(ExportConfig, {"checkpoint": str(finetune_dir), "out": str(stage_dir / "bundle"),
-                                             "eval_images": eval_images, "model_name": "quickstart-student"})
+    export_cfg = build_config(
+        ExportConfig,
+        {
+            "checkpoint": str(finetune_dir),
+            "out": str(stage_dir / "bundle"),
+            "eval_images": eval_images,
+            "model_name": "quickstart-student",
+        },
+    )
     result = run_config(export_cfg)
     artifacts = [
         {k: a.get(k) for k in ("name", "precision", "servable", "reason", "latency_ms")}
@@ -102,7 +121,9 @@ def export_stage(cfg: Any, stage_dir: Path, finetune_dir: Path) -> dict[str, Any
     ]
     if result.exit_code != 0:
         reasons = "; ".join(f"{a['name']}: {a['reason']}" for a in artifacts if not a["servable"])
-        raise QuickstartError(f"export: artifacts failed the accuracy gate ({reasons}); see {result.bundle / 'report.md'}")
+        raise QuickstartError(
+            f"export: artifacts failed the accuracy gate ({reasons}); see {result.bundle / 'report.md'}"
+        )
     return {"bundle": str(result.bundle), "artifacts": artifacts, "report_md": str(result.bundle / "report.md")}
 
 
@@ -142,8 +163,9 @@ def serve_stage(cfg: Any, stage_dir: Path, bundle_dir: Path) -> dict[str, Any]:
         info = httpx.get(server.url + "/v1/model", timeout=10).json()
 
         def classify(img: bytes) -> dict[str, Any]:
-            r = httpx.post(server.url + "/v1/classify?top_k=1", content=img,
-                           headers={"content-type": "image/png"}, timeout=60)
+            r = httpx.post(
+                server.url + "/v1/classify?top_k=1", content=img, headers={"content-type": "image/png"}, timeout=60
+            )
             if r.status_code != 200:
                 raise QuickstartError(f"serve: /v1/classify answered {r.status_code}: {r.text[:200]}")
             return r.json()
@@ -151,9 +173,17 @@ def serve_stage(cfg: Any, stage_dir: Path, bundle_dir: Path) -> dict[str, Any]:
         with ThreadPoolExecutor(max_workers=8) as pool:  # concurrent clients: the server batches them
             answers = list(pool.map(classify, images))
         served = [a["predictions"][0]["indices"][0] for a in answers]
-        bench = run_bench(BenchConfig(url=server.url, offline=str(bundle_dir), concurrency=(1, 8),
-                                      duration_s=cfg.bench_seconds, out=str(stage_dir), artifact=info["artifact"],
-                                      batch_sizes=(1, 8)))
+        bench = run_bench(
+            BenchConfig(
+                url=server.url,
+                offline=str(bundle_dir),
+                concurrency=(1, 8),
+                duration_s=cfg.bench_seconds,
+                out=str(stage_dir),
+                artifact=info["artifact"],
+                batch_sizes=(1, 8),
+            )
+        )
     finally:
         code = server.stop()
     if code not in (0, None):
@@ -165,15 +195,21 @@ def serve_stage(cfg: Any, stage_dir: Path, bundle_dir: Path) -> dict[str, Any]:
     pre = Preprocessor.from_spec(bundle.preprocess)
     direct = []
     for i in range(0, len(images), bundle.max_batch):
-        direct += runtime.infer(pre.batch(images[i:i + bundle.max_batch])).argmax(1).tolist()
+        direct += runtime.infer(pre.batch(images[i : i + bundle.max_batch])).argmax(1).tolist()
     runtime.close()
     agree = float(np.mean(np.asarray(served) == np.asarray(direct)))
     acc = float(np.mean(np.asarray(served) == np.asarray(labels)))
     batch_sizes = sorted({b for a in answers for b in a["timing"]["batch_sizes"]})
-    result = {"url": server.url, "artifact": info["artifact"], "http_images": len(images), "http_top1": 100 * acc,
-              "http_vs_runtime_agreement": 100 * agree, "batch_sizes_seen": batch_sizes,
-              "bench": {"online": bench.get("online"), "offline": bench.get("offline"),
-                        "overhead": bench.get("overhead")}, "cdf_png": bench.get("cdf_png")}
+    result = {
+        "url": server.url,
+        "artifact": info["artifact"],
+        "http_images": len(images),
+        "http_top1": 100 * acc,
+        "http_vs_runtime_agreement": 100 * agree,
+        "batch_sizes_seen": batch_sizes,
+        "bench": {"online": bench.get("online"), "offline": bench.get("offline"), "overhead": bench.get("overhead")},
+        "cdf_png": bench.get("cdf_png"),
+    }
     # The server batches concurrent requests as they arrive, so an image rarely runs in the same batch as in the
     # direct check above. FP32 answers do not depend on batch-mates; dynamic INT8 computes activation scales per
     # batch, so a near-tie can flip. Hold the HTTP answers to the gate's own agreement threshold for the artifact.
@@ -181,6 +217,8 @@ def serve_stage(cfg: Any, stage_dir: Path, bundle_dir: Path) -> dict[str, Any]:
     result["required_agreement"] = 100 * min_agree
     (stage_dir / "http_check.json").write_text(json.dumps(result, indent=2))
     if agree < min_agree:
-        raise QuickstartError(f"serve: HTTP answers agree with the runtime on only {100 * agree:.1f}% of images "
-                              f"(the gate requires {100 * min_agree:.1f}% for {artifact.name})")
+        raise QuickstartError(
+            f"serve: HTTP answers agree with the runtime on only {100 * agree:.1f}% of images "
+            f"(the gate requires {100 * min_agree:.1f}% for {artifact.name})"
+        )
     return result

@@ -36,8 +36,10 @@ def _pytorch_latency_ms(run_dirs: dict[str, Path], repeats: int = 30) -> dict[st
 
 def _size(facts: dict[str, Any]) -> str:
     k = facts["size"]
-    return (f"{k['img_size']} px x{k['in_chans']} ch, patch {k['patch_size']}, depth {k['depth']}, "
-            f"width {k['embed_dim']}, {k['num_heads']} heads")
+    return (
+        f"{k['img_size']} px x{k['in_chans']} ch, patch {k['patch_size']}, depth {k['depth']}, "
+        f"width {k['embed_dim']}, {k['num_heads']} heads"
+    )
 
 
 def _seen(facts: dict[str, Any]) -> str:
@@ -78,14 +80,26 @@ def write_summary(root: Path, cfg: Any, results: dict[str, dict[str, Any]], *, w
         "device": cfg.device,
         "wall_seconds": round(wall_s, 1),
         "stage_seconds": stage_seconds,
-        "teacher": {"size": _size(teacher), "params": teacher["params"], "test_top1": t_acc,
-                    "pytorch_b1_ms": lat_pt["teacher"]},
-        "student": {"size": _size(student), "params": student["params"], "test_top1": s_acc,
-                    "pytorch_b1_ms": lat_pt["student"]},
+        "teacher": {
+            "size": _size(teacher),
+            "params": teacher["params"],
+            "test_top1": t_acc,
+            "pytorch_b1_ms": lat_pt["teacher"],
+        },
+        "student": {
+            "size": _size(student),
+            "params": student["params"],
+            "test_top1": s_acc,
+            "pytorch_b1_ms": lat_pt["student"],
+        },
         "artifacts": artifacts,
-        "served": {"artifact": serve["artifact"], "http_top1": serve["http_top1"],
-                   "http_vs_runtime_agreement": serve["http_vs_runtime_agreement"],
-                   "batch_sizes_seen": serve["batch_sizes_seen"], "levels": list(levels.values())},
+        "served": {
+            "artifact": serve["artifact"],
+            "http_top1": serve["http_top1"],
+            "http_vs_runtime_agreement": serve["http_vs_runtime_agreement"],
+            "batch_sizes_seen": serve["batch_sizes_seen"],
+            "levels": list(levels.values()),
+        },
         "param_reduction": teacher["params"] / student["params"],
         "speedup_vs_teacher_pytorch": lat_pt["teacher"] / art_b1.get(serve["artifact"], float("nan")),
         "accuracy_cost_points": t_acc - s_acc,
@@ -130,8 +144,10 @@ def write_summary(root: Path, cfg: Any, results: dict[str, dict[str, Any]], *, w
         f"server forms its own batches); batch sizes formed by the server: {serve['batch_sizes_seen']}.",
     ]
     for lv in levels.values():
-        lines.append(f"- concurrency {lv['concurrency']}: p50 {lv['p50_ms']:.2f} ms, p99 {lv['p99_ms']:.2f} ms, "
-                     f"{lv['throughput_rps']:.1f} req/s, errors {lv.get('errors') or 0}")
+        lines.append(
+            f"- concurrency {lv['concurrency']}: p50 {lv['p50_ms']:.2f} ms, p99 {lv['p99_ms']:.2f} ms, "
+            f"{lv['throughput_rps']:.1f} req/s, errors {lv.get('errors') or 0}"
+        )
     lines += [
         "",
         f"**Gained:** {summary['param_reduction']:.1f}x fewer parameters; the served student runs "

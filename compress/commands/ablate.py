@@ -39,8 +39,12 @@ class AblateConfig:
     val_split: float = field(default=0.1, metadata=field_help("validation fraction for a flat class-folder dataset"))
     limit_train: int | None = field(default=None, metadata=field_help("class-balanced subset of N train images"))
     limit_val: int | None = field(default=None, metadata=field_help("class-balanced subset of N validation images"))
-    methods: tuple[str, ...] = field(default=(), metadata=field_help(
-        "methods to compare (default: scratch,cls_token,feature,relation + logits for classifier teachers)"))
+    methods: tuple[str, ...] = field(
+        default=(),
+        metadata=field_help(
+            "methods to compare (default: scratch,cls_token,feature,relation + logits for classifier teachers)"
+        ),
+    )
     budget: int = field(default=10, metadata=field_help("pre-training epochs, equal for every method"))
     finetune_epochs: int = field(default=10, metadata=field_help("fine-tuning epochs, equal for every method"))
     batch_size: int = field(default=64, metadata=field_help("batch size (pre-training and fine-tuning)"))
@@ -70,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(AblateConfig, args)
     result = run_config(cfg)
     print(result.markdown())
-    print(f"report: {Path(cfg.output) / 'ablation.md'}, {Path(cfg.output) / 'ablation.json'}, "
-          f"{Path(cfg.output) / 'ablation.png'}")
+    print(
+        f"report: {Path(cfg.output) / 'ablation.md'}, {Path(cfg.output) / 'ablation.json'}, "
+        f"{Path(cfg.output) / 'ablation.png'}"
+    )
     return 0
 
 

@@ -31,37 +31,57 @@ class DistillConfig:
 
     teacher: str = field(default="", metadata=field_help("teacher: tinymim checkpoint/run folder, or a timm name"))
     teacher_weights: str | None = field(default=None, metadata=field_help("weights file for a timm-name teacher"))
-    teacher_mean: tuple[float, ...] | None = field(default=None, metadata=field_help(
-        "teacher input mean (required for a timm-name teacher; overrides the card)"))
+    teacher_mean: tuple[float, ...] | None = field(
+        default=None, metadata=field_help("teacher input mean (required for a timm-name teacher; overrides the card)")
+    )
     teacher_std: tuple[float, ...] | None = field(default=None, metadata=field_help("teacher input std"))
     teacher_img_size: int | None = field(default=None, metadata=field_help("teacher input size (timm-name teacher)"))
-    teacher_in_chans: int | None = field(default=None, metadata=field_help("teacher input channels (default: from weights)"))
-    teacher_block: int | None = field(default=None, metadata=field_help(
-        "teacher block to distil, 1-based (negative: from the end); default last, or 3/4 depth beyond 12 blocks"))
-    student: str = field(default="vit_tiny", metadata=field_help("student architecture (vit_tiny, vit_small, timm ViT)"))
+    teacher_in_chans: int | None = field(
+        default=None, metadata=field_help("teacher input channels (default: from weights)")
+    )
+    teacher_block: int | None = field(
+        default=None,
+        metadata=field_help(
+            "teacher block to distil, 1-based (negative: from the end); default last, or 3/4 depth beyond 12 blocks"
+        ),
+    )
+    student: str = field(
+        default="vit_tiny", metadata=field_help("student architecture (vit_tiny, vit_small, timm ViT)")
+    )
     student_img_size: int | None = field(default=None, metadata=field_help("student input size (default: teacher's)"))
     student_patch_size: int | None = field(default=None, metadata=field_help("student patch size (default: teacher's)"))
     student_depth: int | None = field(default=None, metadata=field_help("student depth override"))
     student_embed_dim: int | None = field(default=None, metadata=field_help("student width override"))
     student_num_heads: int | None = field(default=None, metadata=field_help("student head count override"))
-    student_mean: tuple[float, ...] | None = field(default=None, metadata=field_help(
-        "student input mean (default: the data's statistics)"))
+    student_mean: tuple[float, ...] | None = field(
+        default=None, metadata=field_help("student input mean (default: the data's statistics)")
+    )
     student_std: tuple[float, ...] | None = field(default=None, metadata=field_help("student input std"))
     data: str = field(default="builtin:fashion-mnist", metadata=field_help("builtin:fashion-mnist or an image folder"))
     val_split: float = field(default=0.1, metadata=field_help("validation fraction for a flat class-folder dataset"))
     limit_train: int | None = field(default=None, metadata=field_help("use a class-balanced subset of N train images"))
-    limit_val: int | None = field(default=None, metadata=field_help("use a class-balanced subset of N validation images"))
-    method: str = field(default="relation", metadata=field_help(
-        "method or weighted methods: relation | feature | cls_token | logits | logits_hard, e.g. relation:1,logits:0.5"))
+    limit_val: int | None = field(
+        default=None, metadata=field_help("use a class-balanced subset of N validation images")
+    )
+    method: str = field(
+        default="relation",
+        metadata=field_help(
+            "method or weighted methods: relation | feature | cls_token | logits | logits_hard, e.g. relation:1,logits:0.5"
+        ),
+    )
     temperature: float = field(default=4.0, metadata=field_help("logits method: KD temperature T (loss x T^2)"))
     alpha: float = field(default=0.5, metadata=field_help("logits method: weight of KD vs the label loss"))
     epochs: int = field(default=100, metadata=field_help("distillation epochs"))
-    warmup_epochs: float | None = field(default=None, metadata=field_help(
-        "linear warm-up epochs, then cosine to 0 (default: 5%% of epochs, the paper's 15 of 300)"))
+    warmup_epochs: float | None = field(
+        default=None,
+        metadata=field_help("linear warm-up epochs, then cosine to 0 (default: 5%% of epochs, the paper's 15 of 300)"),
+    )
     batch_size: int = field(default=256, metadata=field_help("batch size per process"))
     base_lr: float = field(default=1.5e-4, metadata=field_help("lr = base_lr x total batch / 256"))
     weight_decay: float = field(default=0.05, metadata=field_help("AdamW weight decay (not on 1-D params/biases)"))
-    drop_path: float = field(default=0.1, metadata=field_help("student drop path, uniform, none on the distilled block"))
+    drop_path: float = field(
+        default=0.1, metadata=field_help("student drop path, uniform, none on the distilled block")
+    )
     crop_scale_min: float = field(default=0.2, metadata=field_help("RandomResizedCrop minimum scale"))
     color_jitter: float = field(default=0.4, metadata=field_help("ColorJitter strength on the student's view"))
     amp: Literal["auto", "off", "bf16", "fp16"] = field(default="auto", metadata=field_help("mixed precision"))
@@ -72,8 +92,12 @@ class DistillConfig:
     output: str = field(default="runs/distill", metadata=field_help("run folder (one sub-folder per stage for chains)"))
     resume: bool = field(default=False, metadata=field_help("continue the run in --output from its last checkpoint"))
     progress: bool = field(default=True, metadata=field_help("show progress bars"))
-    stages: tuple[dict, ...] = field(default=(), metadata=field_help(
-        "YAML only: a chain, list of per-stage overrides (e.g. [{student: vit_small}, {student: vit_tiny}])"))
+    stages: tuple[dict, ...] = field(
+        default=(),
+        metadata=field_help(
+            "YAML only: a chain, list of per-stage overrides (e.g. [{student: vit_small}, {student: vit_tiny}])"
+        ),
+    )
 
     @property
     def warmup(self) -> float:
@@ -87,16 +111,20 @@ class DistillConfig:
         parse_methods(self.method)
         require(self.epochs > 0 and self.batch_size > 0, "epochs and batch_size must be positive")
         require(self.base_lr > 0 and self.weight_decay >= 0, "base_lr must be > 0 and weight_decay >= 0")
-        require(self.warmup_epochs is None or 0 <= self.warmup_epochs <= self.epochs,
-                f"warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
+        require(
+            self.warmup_epochs is None or 0 <= self.warmup_epochs <= self.epochs,
+            f"warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs}",
+        )
         require(0 <= self.drop_path < 1, "drop_path must be in [0, 1)")
         require(0 < self.crop_scale_min <= 1, "crop_scale_min must be in (0, 1]")
         require(self.temperature > 0 and 0 <= self.alpha <= 1, "need temperature > 0 and 0 <= alpha <= 1")
         require(self.teacher_block != 0, "teacher_block is 1-based: use 1..depth, or -1 for the last block")
         for stage in self.stages:
             require(isinstance(stage, dict), f"each stage must be a mapping of config keys, got {stage!r}")
-            require("stages" not in stage and "teacher" not in stage,
-                    "a stage may not set 'stages' or 'teacher' (each stage's teacher is the previous student)")
+            require(
+                "stages" not in stage and "teacher" not in stage,
+                "a stage may not set 'stages' or 'teacher' (each stage's teacher is the previous student)",
+            )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,8 +155,14 @@ def stage_configs(cfg: DistillConfig) -> list[DistillConfig]:
         name = str(values.get("student", "student"))
         values.update(teacher=teacher, output=str(Path(cfg.output) / f"stage{i}_{name}"))
         if i > 1:  # the previous student's normalisation is in its card
-            values.update(teacher_weights=None, teacher_mean=None, teacher_std=None, teacher_block=None,
-                          teacher_img_size=None, teacher_in_chans=None)
+            values.update(
+                teacher_weights=None,
+                teacher_mean=None,
+                teacher_std=None,
+                teacher_block=None,
+                teacher_img_size=None,
+                teacher_in_chans=None,
+            )
         stage = build_config(DistillConfig, values)
         out.append(stage)
         teacher = stage.output

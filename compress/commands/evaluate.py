@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EvalConfig:
-    checkpoint: str = field(default="", metadata=field_help("run folder (best/ else last/), checkpoint folder or weights file"))
+    checkpoint: str = field(
+        default="", metadata=field_help("run folder (best/ else last/), checkpoint folder or weights file")
+    )
     data: str = field(default="builtin:fashion-mnist", metadata=field_help("builtin:fashion-mnist or an image folder"))
     split: Literal["val", "train"] = field(default="val", metadata=field_help("which split to evaluate"))
     val_split: float = field(default=0.1, metadata=field_help("validation fraction for a folder without train/ val/"))
@@ -29,7 +31,9 @@ class EvalConfig:
     batch_size: int = field(default=128, metadata=field_help("evaluation batch size"))
     num_workers: int = field(default=0, metadata=field_help("data-loader worker processes"))
     device: str = field(default="auto", metadata=field_help("auto, cpu, cuda or cuda:N"))
-    output: str | None = field(default=None, metadata=field_help("folder for eval.json and confusion.png (default: <checkpoint>/eval)"))
+    output: str | None = field(
+        default=None, metadata=field_help("folder for eval.json and confusion.png (default: <checkpoint>/eval)")
+    )
 
     def validate(self) -> None:
         require(bool(self.checkpoint), "give the checkpoint to evaluate: tinymim eval CHECKPOINT --data ...")
@@ -78,16 +82,25 @@ def run_config(cfg: EvalConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     model, card = load_model(cfg.checkpoint, device=device)
     if card.num_classes == 0 or card.task != "classifier":
-        raise DataError(f"{cfg.checkpoint} is a {card.task} without a trained head; fine-tune it with tinymim train --init")
-    data = build_datasets(cfg.data, val_split=cfg.val_split, strict=cfg.strict_data, in_chans=card.preprocess.channels,
-                          limit_train=cfg.limit if cfg.split == "train" else None,
-                          limit_val=cfg.limit if cfg.split == "val" else None)
+        raise DataError(
+            f"{cfg.checkpoint} is a {card.task} without a trained head; fine-tune it with tinymim train --init"
+        )
+    data = build_datasets(
+        cfg.data,
+        val_split=cfg.val_split,
+        strict=cfg.strict_data,
+        in_chans=card.preprocess.channels,
+        limit_train=cfg.limit if cfg.split == "train" else None,
+        limit_val=cfg.limit if cfg.split == "val" else None,
+    )
     if sorted(data.classes) != sorted(card.labels):
         raise DataError(f"the data's classes {list(data.classes)} are not the model's labels {list(card.labels)}")
     remap = [card.labels.index(c) for c in data.classes]  # data label -> model label
     ds = TransformDataset(data.train if cfg.split == "train" else data.val, eval_transform(card.preprocess))
     loader = torch.utils.data.DataLoader(
-        ds, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+        ds,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
         collate_fn=lambda items: (torch.stack([x for x, _ in items]), torch.tensor([remap[y] for _, y in items])),
     )
     res = evaluate(model, loader, device, return_outputs=True, progress=True)
@@ -96,14 +109,23 @@ def run_config(cfg: EvalConfig) -> dict[str, Any]:
     out_dir = Path(cfg.output) if cfg.output else _default_output(Path(cfg.checkpoint))
     out_dir.mkdir(parents=True, exist_ok=True)
     result = {
-        "checkpoint": str(cfg.checkpoint), "data": cfg.data, "split": cfg.split, "n": res["n"],
-        "top1": res["top1"], "top5": res["top5"], "loss": res["loss"],
-        "per_class_accuracy": dict(zip(card.labels, acc)), "labels": list(card.labels),
-        "confusion_matrix": matrix, "confusion_png": str(out_dir / "confusion.png"),
+        "checkpoint": str(cfg.checkpoint),
+        "data": cfg.data,
+        "split": cfg.split,
+        "n": res["n"],
+        "top1": res["top1"],
+        "top5": res["top5"],
+        "loss": res["loss"],
+        "per_class_accuracy": dict(zip(card.labels, acc)),
+        "labels": list(card.labels),
+        "confusion_matrix": matrix,
+        "confusion_png": str(out_dir / "confusion.png"),
     }
     (out_dir / "eval.json").write_text(json.dumps(result, indent=2))
     plot_confusion(matrix, card.labels, out_dir / "confusion.png")
-    log.info("top-1 %.2f%%  top-5 %.2f%% on %d images; wrote %s", res["top1"], res["top5"], res["n"], out_dir / "eval.json")
+    log.info(
+        "top-1 %.2f%%  top-5 %.2f%% on %d images; wrote %s", res["top1"], res["top5"], res["n"], out_dir / "eval.json"
+    )
     return result
 
 

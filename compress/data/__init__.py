@@ -5,7 +5,17 @@ from compress.data.datasets import IMAGENET_MEAN, IMAGENET_STD, DataBundle, Subs
 from compress.data.transforms import build_mixup, eval_transform, train_transform
 
 __all__ = [
-    "DataBundle", "TransformDataset", "Subset", "build_datasets", "eval_transform", "train_transform", "build_mixup",
-    "load_fashion_mnist", "FASHION_MNIST_CLASSES", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD",
-    "IMAGENET_MEAN", "IMAGENET_STD",
+    "DataBundle",
+    "TransformDataset",
+    "Subset",
+    "build_datasets",
+    "eval_transform",
+    "train_transform",
+    "build_mixup",
+    "load_fashion_mnist",
+    "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_MEAN",
+    "FASHION_MNIST_STD",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
 ]

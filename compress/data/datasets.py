@@ -7,14 +7,19 @@ its own two-view transform.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from compress.data.builtin import (
-    BUILTINS, FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, load_fashion_mnist,
+    BUILTINS,
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_MEAN,
+    FASHION_MNIST_STD,
+    load_fashion_mnist,
 )
 from compress.data.folder import ImageFileDataset, drop_unreadable, find_classes, scan, stratified_split
 from compress.errors import DataError
@@ -131,10 +136,14 @@ def _builtin(name: str, in_chans: int) -> DataBundle:
     mode = "L" if in_chans == 1 else "RGB"
     mean, std = FASHION_MNIST_MEAN * in_chans, FASHION_MNIST_STD * in_chans
     return DataBundle(
-        train=load_fashion_mnist("train", mode=mode), val=load_fashion_mnist("test", mode=mode),
-        classes=FASHION_MNIST_CLASSES, mean=mean, std=std, native_size=28, channels=in_chans,
-        source_info={"source": "builtin:fashion-mnist", "split": "official train (60k) / test (10k)",
-                     "license": "MIT"},
+        train=load_fashion_mnist("train", mode=mode),
+        val=load_fashion_mnist("test", mode=mode),
+        classes=FASHION_MNIST_CLASSES,
+        mean=mean,
+        std=std,
+        native_size=28,
+        channels=in_chans,
+        source_info={"source": "builtin:fashion-mnist", "split": "official train (60k) / test (10k)", "license": "MIT"},
     )
 
 
@@ -166,7 +175,11 @@ def _folder(root: Path, *, val_split: float, strict: bool, in_chans: int, seed: 
     mean = IMAGENET_MEAN if in_chans == 3 else (float(np.mean(IMAGENET_MEAN)),)
     std = IMAGENET_STD if in_chans == 3 else (float(np.mean(IMAGENET_STD)),)
     return DataBundle(
-        train=ImageFileDataset(train, mode), val=ImageFileDataset(val, mode), classes=classes, mean=mean, std=std,
+        train=ImageFileDataset(train, mode),
+        val=ImageFileDataset(val, mode),
+        classes=classes,
+        mean=mean,
+        std=std,
         channels=in_chans,
         source_info={"source": str(root), "layout": layout, "skipped_unreadable": bad_train + bad_val},
     )

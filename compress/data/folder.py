@@ -60,7 +60,9 @@ def drop_unreadable(samples: list[tuple[Path, int]], *, strict: bool, what: str)
             good.append((path, label))
         else:
             if strict:
-                raise DataError(f"unreadable image {path} ({reason}); remove it or drop --strict-data to skip such files")
+                raise DataError(
+                    f"unreadable image {path} ({reason}); remove it or drop --strict-data to skip such files"
+                )
             bad.append(path)
     if bad:
         log.warning("skipped %d unreadable image(s) in %s, e.g. %s", len(bad), what, ", ".join(map(str, bad[:5])))

@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from compress.card import Preprocess
 
@@ -16,8 +17,13 @@ def eval_transform(preprocess: Preprocess) -> Callable[[Any], Any]:
     from timm.data import create_transform
 
     return create_transform(
-        input_size=tuple(preprocess.input_size), is_training=False, interpolation=preprocess.interpolation,
-        mean=tuple(preprocess.mean), std=tuple(preprocess.std), crop_pct=preprocess.crop_pct, crop_mode="center",
+        input_size=tuple(preprocess.input_size),
+        is_training=False,
+        interpolation=preprocess.interpolation,
+        mean=tuple(preprocess.mean),
+        std=tuple(preprocess.std),
+        crop_pct=preprocess.crop_pct,
+        crop_mode="center",
     )
 
 
@@ -40,10 +46,19 @@ def train_transform(
         # capping the sampled magnitude at 9 keeps >= 1 bit and changes little else.
         rand_augment += "-mmax9"
     return create_transform(
-        input_size=tuple(preprocess.input_size), is_training=True, interpolation=preprocess.interpolation,
-        mean=tuple(preprocess.mean), std=tuple(preprocess.std), auto_augment=rand_augment or None,
-        re_prob=random_erasing, re_mode="pixel", re_count=1, hflip=hflip, vflip=0.0,
-        scale=tuple(crop_scale), color_jitter=None,
+        input_size=tuple(preprocess.input_size),
+        is_training=True,
+        interpolation=preprocess.interpolation,
+        mean=tuple(preprocess.mean),
+        std=tuple(preprocess.std),
+        auto_augment=rand_augment or None,
+        re_prob=random_erasing,
+        re_mode="pixel",
+        re_count=1,
+        hflip=hflip,
+        vflip=0.0,
+        scale=tuple(crop_scale),
+        color_jitter=None,
     )
 
 

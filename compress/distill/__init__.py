@@ -24,8 +24,23 @@ from compress.distill.teacher_loading import LoadedTeacher, load_teacher
 from compress.distill.transforms import TwoViewTransform, ViewSpec
 
 __all__ = [
-    "AlignmentError", "DistillError", "Distillation", "FreezeReport", "FrozenTeacher", "LoadedTeacher",
-    "NormalizationError", "TwoViewTransform", "ViewSpec", "align_student_heads", "block_qkv", "build_distillation",
-    "default_target_block", "extract_qkv", "freeze_unused", "is_transformer", "load_teacher", "partial_forward",
+    "AlignmentError",
+    "DistillError",
+    "Distillation",
+    "FreezeReport",
+    "FrozenTeacher",
+    "LoadedTeacher",
+    "NormalizationError",
+    "TwoViewTransform",
+    "ViewSpec",
+    "align_student_heads",
+    "block_qkv",
+    "build_distillation",
+    "default_target_block",
+    "extract_qkv",
+    "freeze_unused",
+    "is_transformer",
+    "load_teacher",
+    "partial_forward",
     "resolve_target_block",
 ]

@@ -40,8 +40,10 @@ def align_student_heads(student: nn.Module, teacher_heads: int) -> int:
             f"{width} (one of {divisors}), or use --method feature / cls_token which need no alignment"
         )
     if not isinstance(getattr(last.attn, "q_norm", nn.Identity()), nn.Identity):
-        raise AlignmentError("the student's last block uses per-head q/k norm (qk_norm); its head count cannot be "
-                             "changed without changing weight shapes. Build the student with qk_norm=False")
+        raise AlignmentError(
+            "the student's last block uses per-head q/k norm (qk_norm); its head count cannot be "
+            "changed without changing weight shapes. Build the student with qk_norm=False"
+        )
     set_block_heads(last, teacher_heads)
     log.info("student last block: %d heads of width %d (teacher's head count)", teacher_heads, width // teacher_heads)
     return width // teacher_heads
@@ -78,8 +80,10 @@ class FreezeReport:
     frozen_count: int
 
     def summary(self) -> str:
-        return (f"froze {len(self.frozen)} tensors ({self.frozen_count:,} params) that receive no gradient; "
-                f"{self.trainable:,} params train")
+        return (
+            f"froze {len(self.frozen)} tensors ({self.frozen_count:,} params) that receive no gradient; "
+            f"{self.trainable:,} params train"
+        )
 
 
 def freeze_unused(student: nn.Module, student_output: str) -> FreezeReport:
@@ -96,8 +100,12 @@ def freeze_unused(student: nn.Module, student_output: str) -> FreezeReport:
         unused_prefixes += ["norm.", "head.", "fc_norm.", "head_drop.", "attn_pool."]
     if student_output == "qkv" and blocks is not None:
         last = len(blocks) - 1
-        keep = (f"blocks.{last}.norm1.", f"blocks.{last}.attn.qkv.", f"blocks.{last}.attn.q_norm.",
-                f"blocks.{last}.attn.k_norm.")
+        keep = (
+            f"blocks.{last}.norm1.",
+            f"blocks.{last}.attn.qkv.",
+            f"blocks.{last}.attn.q_norm.",
+            f"blocks.{last}.attn.k_norm.",
+        )
         for name, _ in student.named_parameters():
             if name.startswith(f"blocks.{last}.") and not name.startswith(keep):
                 unused_prefixes.append(name)

@@ -35,7 +35,7 @@ def partial_forward(model: nn.Module, x: torch.Tensor, index: int, needs: set[st
         h = blocks[index](h)
         out["tokens"] = h
     if "logits" in needs:
-        for blk in list(blocks)[index + 1:]:
+        for blk in list(blocks)[index + 1 :]:
             h = blk(h)
         out["logits"] = model.forward_head(model.norm(h))
     return out

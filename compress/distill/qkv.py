@@ -24,8 +24,9 @@ def transformer_blocks(model: nn.Module) -> nn.Sequential | None:
     blocks = getattr(model, "blocks", None)
     if not isinstance(blocks, (nn.Sequential, nn.ModuleList)) or len(blocks) == 0:
         return None
-    if not all(hasattr(b, "norm1") and isinstance(getattr(getattr(b, "attn", None), "qkv", None), nn.Linear)
-               for b in blocks):
+    if not all(
+        hasattr(b, "norm1") and isinstance(getattr(getattr(b, "attn", None), "qkv", None), nn.Linear) for b in blocks
+    ):
         return None
     for name in ("patch_embed", "_pos_embed"):
         if not hasattr(model, name):

@@ -23,7 +23,7 @@ def _patch_size(model: Any) -> int | None:
     return int(size[0] if isinstance(size, (tuple, list)) else size)
 
 
-def distill_once(cfg: "DistillConfig") -> Path:
+def distill_once(cfg: DistillConfig) -> Path:
     """Distil ``cfg.teacher`` into a new student; returns the run folder (student in last/, card inside)."""
     from compress.checkpoint import find_resume_dir
     from compress.configio import config_to_dict
@@ -46,50 +46,100 @@ def distill_once(cfg: "DistillConfig") -> Path:
     seed_everything(cfg.seed)
     methods = parse_methods(cfg.method)
 
-    teacher = load_teacher(cfg.teacher, weights=cfg.teacher_weights, mean=cfg.teacher_mean, std=cfg.teacher_std,
-                           img_size=cfg.teacher_img_size, in_chans=cfg.teacher_in_chans)
+    teacher = load_teacher(
+        cfg.teacher,
+        weights=cfg.teacher_weights,
+        mean=cfg.teacher_mean,
+        std=cfg.teacher_std,
+        img_size=cfg.teacher_img_size,
+        in_chans=cfg.teacher_in_chans,
+    )
     t_pre = teacher.preprocess
     chans = t_pre.channels
-    bundle = build_datasets(cfg.data, val_split=cfg.val_split, in_chans=chans, limit_train=cfg.limit_train,
-                            limit_val=cfg.limit_val,
-                            seed=cfg.seed)
-    if teacher.labels is not None and teacher.is_classifier and any(m.startswith("logits") for m, _ in methods) \
-            and tuple(teacher.labels) != tuple(bundle.classes):
-        raise DistillError(f"the teacher's labels {list(teacher.labels)} differ from the data's "
-                           f"{list(bundle.classes)}; "
-                           "logit distillation needs the same classes in the same order")
+    bundle = build_datasets(
+        cfg.data,
+        val_split=cfg.val_split,
+        in_chans=chans,
+        limit_train=cfg.limit_train,
+        limit_val=cfg.limit_val,
+        seed=cfg.seed,
+    )
+    if (
+        teacher.labels is not None
+        and teacher.is_classifier
+        and any(m.startswith("logits") for m, _ in methods)
+        and tuple(teacher.labels) != tuple(bundle.classes)
+    ):
+        raise DistillError(
+            f"the teacher's labels {list(teacher.labels)} differ from the data's "
+            f"{list(bundle.classes)}; "
+            "logit distillation needs the same classes in the same order"
+        )
     img = cfg.student_img_size or t_pre.image_size
     patch = cfg.student_patch_size or _patch_size(teacher.model)
     student, arch_kwargs = create_model(
-        cfg.student, num_classes=len(bundle.classes), img_size=img, in_chans=chans, patch_size=patch,
-        depth=cfg.student_depth, num_heads=cfg.student_num_heads, embed_dim=cfg.student_embed_dim)
+        cfg.student,
+        num_classes=len(bundle.classes),
+        img_size=img,
+        in_chans=chans,
+        patch_size=patch,
+        depth=cfg.student_depth,
+        num_heads=cfg.student_num_heads,
+        embed_dim=cfg.student_embed_dim,
+    )
     s_mean = tuple(cfg.student_mean or bundle.mean)
     s_std = tuple(cfg.student_std or bundle.std)
     s_pre = Preprocess((chans, img, img), s_mean, s_std, "bicubic", 1.0)
 
-    options = {"logits": {"temperature": cfg.temperature, "alpha": cfg.alpha},
-               "logits_hard": {"alpha": cfg.alpha}}
-    d = build_distillation(teacher.model, student, methods, teacher_is_classifier=teacher.is_classifier,
-                           num_classes=len(bundle.classes), teacher_block=cfg.teacher_block, drop_path=cfg.drop_path,
-                           method_options=options)
+    options = {"logits": {"temperature": cfg.temperature, "alpha": cfg.alpha}, "logits_hard": {"alpha": cfg.alpha}}
+    d = build_distillation(
+        teacher.model,
+        student,
+        methods,
+        teacher_is_classifier=teacher.is_classifier,
+        num_classes=len(bundle.classes),
+        teacher_block=cfg.teacher_block,
+        drop_path=cfg.drop_path,
+        method_options=options,
+    )
     d.report.update(teacher=teacher.source, teacher_preprocess=t_pre.to_dict(), student_preprocess=s_pre.to_dict())
-    log.info("distilling %s -> %s with %s; teacher block %s of %s; %s", teacher.source, cfg.student, cfg.method,
-             d.report["teacher_block"], d.report["teacher_blocks"], d.freeze.summary())
+    log.info(
+        "distilling %s -> %s with %s; teacher block %s of %s; %s",
+        teacher.source,
+        cfg.student,
+        cfg.method,
+        d.report["teacher_block"],
+        d.report["teacher_blocks"],
+        d.freeze.summary(),
+    )
 
-    transform = TwoViewTransform(ViewSpec.from_preprocess(t_pre), ViewSpec.from_preprocess(s_pre),
-                                 scale=(cfg.crop_scale_min, 1.0), color_jitter=cfg.color_jitter)
+    transform = TwoViewTransform(
+        ViewSpec.from_preprocess(t_pre),
+        ViewSpec.from_preprocess(s_pre),
+        scale=(cfg.crop_scale_min, 1.0),
+        color_jitter=cfg.color_jitter,
+    )
     train_set = TransformDataset(bundle.train, transform)
     lr = scaled_lr(cfg.base_lr, cfg.batch_size * dist.world_size)
     optimizer = build_optimizer(d.module, lr=lr, weight_decay=cfg.weight_decay)
     trains_head = any(m.startswith("logits") for m, _ in methods)
-    settings = FitSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, warmup_epochs=cfg.warmup,
-                           amp=cfg.amp, num_workers=cfg.num_workers, seed=cfg.seed,
-                           checkpoint_every_steps=cfg.checkpoint_every_steps,
-                           best_metric="top1" if trains_head else None, progress=cfg.progress)
+    settings = FitSettings(
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=lr,
+        warmup_epochs=cfg.warmup,
+        amp=cfg.amp,
+        num_workers=cfg.num_workers,
+        seed=cfg.seed,
+        checkpoint_every_steps=cfg.checkpoint_every_steps,
+        best_metric="top1" if trains_head else None,
+        progress=cfg.progress,
+    )
     eval_fn: Any = None
     if trains_head:
-        student_eval = classification_eval(TransformDataset(bundle.val, eval_transform(s_pre)),
-                                           batch_size=cfg.batch_size)
+        student_eval = classification_eval(
+            TransformDataset(bundle.val, eval_transform(s_pre)), batch_size=cfg.batch_size
+        )
 
         def rate_student(module: Any, device: Any) -> dict[str, Any]:  # fit passes the DistillModule
             return student_eval(module.student, device)
@@ -100,17 +150,32 @@ def distill_once(cfg: "DistillConfig") -> Path:
 
     def make_card(val: dict[str, Any]) -> ModelCard:
         return ModelCard(
-            arch=arch, arch_kwargs=arch_kwargs, preprocess=s_pre, labels=tuple(bundle.classes),
+            arch=arch,
+            arch_kwargs=arch_kwargs,
+            preprocess=s_pre,
+            labels=tuple(bundle.classes),
             task="classifier" if trains_head else "backbone",
             distilled_block_heads=d.report.get("distilled_block_heads"),
-            data=dict(bundle.source_info), metrics={f"val_{k}": v for k, v in val.items()},
+            data=dict(bundle.source_info),
+            metrics={f"val_{k}": v for k, v in val.items()},
             training={"command": "distill", "teacher": teacher.source, "distill": _jsonable(d.report)},
         )
 
     d.teacher.to(dist.device)
-    result = fit(d.module, loss_fn=d.loss_fn, optimizer=optimizer, train_set=train_set, run_dir=run_dir,
-                 settings=settings, dist=dist, make_card=make_card, config=config, eval_fn=eval_fn,
-                 save_module=d.student, resume=cfg.resume)
+    result = fit(
+        d.module,
+        loss_fn=d.loss_fn,
+        optimizer=optimizer,
+        train_set=train_set,
+        run_dir=run_dir,
+        settings=settings,
+        dist=dist,
+        make_card=make_card,
+        config=config,
+        eval_fn=eval_fn,
+        save_module=d.student,
+        resume=cfg.resume,
+    )
     return result.run_dir
 
 

@@ -16,8 +16,9 @@ def scaled_lr(base_lr: float, batch_size: int) -> float:
     return base_lr * batch_size / 256
 
 
-def build_optimizer(model: nn.Module, *, lr: float, weight_decay: float = 0.05,
-                    betas: tuple[float, float] = (0.9, 0.95)) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, *, lr: float, weight_decay: float = 0.05, betas: tuple[float, float] = (0.9, 0.95)
+) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters; 1-D tensors and biases get no weight decay (timm's grouping)."""
     from timm.optim import create_optimizer_v2
 

@@ -58,9 +58,17 @@ def _width(model: nn.Module) -> int:
     return int(getattr(model, "embed_dim", getattr(model, "num_features", 0)))
 
 
-def build_distillation(teacher: nn.Module, student: nn.Module, methods: tuple[tuple[str, float], ...], *,
-                       teacher_is_classifier: bool, num_classes: int, teacher_block: int | None = None,
-                       drop_path: float = 0.1, method_options: dict[str, dict[str, Any]] | None = None) -> Distillation:
+def build_distillation(
+    teacher: nn.Module,
+    student: nn.Module,
+    methods: tuple[tuple[str, float], ...],
+    *,
+    teacher_is_classifier: bool,
+    num_classes: int,
+    teacher_block: int | None = None,
+    drop_path: float = 0.1,
+    method_options: dict[str, dict[str, Any]] | None = None,
+) -> Distillation:
     """Check the combination, align heads, set drop path, freeze unused student parameters.
 
     ``teacher_block``: 1-based (negative from the end) or None for the default rule (last block; 3/4 depth
@@ -74,20 +82,28 @@ def build_distillation(teacher: nn.Module, student: nn.Module, methods: tuple[tu
         if cls.requires_transformer_teacher and t_blocks is None:
             raise DistillError(
                 f"method {name!r} needs a transformer teacher with attention blocks, but the teacher is a "
-                f"{type(teacher).__name__}; use --method logits for CNN teachers")
+                f"{type(teacher).__name__}; use --method logits for CNN teachers"
+            )
         if cls.requires_classifier_teacher:
             t_classes = int(getattr(teacher, "num_classes", 0) or 0)
             if not teacher_is_classifier or t_classes == 0:
-                raise DistillError(f"method {name!r} needs a classifier teacher (a trained head); this teacher is "
-                                   "a backbone. Use relation / feature / cls_token, or a fine-tuned teacher")
+                raise DistillError(
+                    f"method {name!r} needs a classifier teacher (a trained head); this teacher is "
+                    "a backbone. Use relation / feature / cls_token, or a fine-tuned teacher"
+                )
             if t_classes != num_classes:
-                raise DistillError(f"method {name!r}: the teacher predicts {t_classes} classes but the data has "
-                                   f"{num_classes}; logit distillation needs the same label set")
+                raise DistillError(
+                    f"method {name!r}: the teacher predicts {t_classes} classes but the data has "
+                    f"{num_classes}; logit distillation needs the same label set"
+                )
     needs = {n for cls in classes for n in cls.needs}
     depth = len(t_blocks) if t_blocks is not None else 0
     target = resolve_target_block(depth, teacher_block) if t_blocks is not None else -1
-    report: dict[str, Any] = {"methods": dict(methods), "teacher_blocks": depth,
-                              "teacher_block": target + 1 if t_blocks is not None else None}
+    report: dict[str, Any] = {
+        "methods": dict(methods),
+        "teacher_blocks": depth,
+        "teacher_block": target + 1 if t_blocks is not None else None,
+    }
     if needs & {"qkv", "tokens"}:
         t_n, s_n = _tokens(teacher), _tokens(student)
         if "qkv" in needs or "feature" in dict(methods):
@@ -95,19 +111,26 @@ def build_distillation(teacher: nn.Module, student: nn.Module, methods: tuple[tu
                 raise DistillError(
                     f"teacher and student see different token counts ({t_n} vs {s_n}); relation and feature "
                     "distillation compare token by token: give the student the teacher's image size / patch size "
-                    "(--student-img-size, --student-patch-size)")
+                    "(--student-img-size, --student-patch-size)"
+                )
     if "qkv" in needs:
         heads = int(t_blocks[target].attn.num_heads)  # type: ignore[index]
         report["distilled_block_heads"] = heads
         report["student_head_dim"] = align_student_heads(student, heads)
     set_uniform_drop_path(student, drop_path, skip_last=True)
     opts = method_options or {}
-    built = {name: create_method(name, student_dim=_width(student), teacher_dim=_width(teacher), **opts.get(name, {}))
-             for name, _ in methods}
+    built = {
+        name: create_method(name, student_dim=_width(student), teacher_dim=_width(teacher), **opts.get(name, {}))
+        for name, _ in methods
+    }
     module = DistillModule(student, built, dict(methods))
     freeze = freeze_unused(student, module.student_output)
     report.update(frozen=list(freeze.frozen), frozen_params=freeze.frozen_count, trainable_params=freeze.trainable)
     if t_blocks is not None:
-        log.info("teacher target block %d of %d%s", target + 1, depth,
-                 " (default rule: 3/4 depth)" if teacher_block is None and depth > 12 else "")
+        log.info(
+            "teacher target block %d of %d%s",
+            target + 1,
+            depth,
+            " (default rule: 3/4 depth)" if teacher_block is None and depth > 12 else "",
+        )
     return Distillation(module, FrozenTeacher(teacher, target), freeze, report)

@@ -46,8 +46,12 @@ class DistillModule(nn.Module):
         """The deepest output the student must produce (decides which parameters are frozen)."""
         return deepest_output(set(self.needs)) or "logits"
 
-    def forward(self, x: torch.Tensor, teacher_out: dict[str, Any],  # type: ignore[override]
-                labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        teacher_out: dict[str, Any],  # type: ignore[override]
+        labels: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         out = partial_forward(self.student, x, self.index, self.needs)
         losses = {name: m(out, teacher_out, labels) for name, m in self.methods.items()}
         total = sum(self.weights[name] * loss for name, loss in losses.items())

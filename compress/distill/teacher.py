@@ -36,7 +36,7 @@ class FrozenTeacher(nn.Module):
         blocks = transformer_blocks(self.model)
         return 0 if blocks is None else int(blocks[self.target_block].attn.num_heads)
 
-    def train(self, mode: bool = True) -> "FrozenTeacher":
+    def train(self, mode: bool = True) -> FrozenTeacher:
         """Always eval: dropout and drop path stay off whatever the caller asks."""
         return super().train(False)
 

@@ -36,9 +36,16 @@ def _looks_like_checkpoint(spec: str) -> bool:
     return p.exists() or spec.endswith((".safetensors", ".pt", ".pth")) or "/" in spec
 
 
-def load_teacher(spec: str, *, weights: str | None = None, mean: tuple[float, ...] | None = None,
-                 std: tuple[float, ...] | None = None, img_size: int | None = None,
-                 in_chans: int | None = None, num_classes: int | None = None) -> LoadedTeacher:
+def load_teacher(
+    spec: str,
+    *,
+    weights: str | None = None,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    img_size: int | None = None,
+    in_chans: int | None = None,
+    num_classes: int | None = None,
+) -> LoadedTeacher:
     """``spec``: a tinymim run/checkpoint folder or weights file with card.json, or a timm model name.
 
     For a timm name ``weights`` is required (weights are never downloaded) and so are ``mean``/``std``.
@@ -46,8 +53,9 @@ def load_teacher(spec: str, *, weights: str | None = None, mean: tuple[float, ..
     """
     if _looks_like_checkpoint(spec):
         return _from_checkpoint(spec, mean, std)
-    return _from_timm_name(spec, weights=weights, mean=mean, std=std, img_size=img_size, in_chans=in_chans,
-                           num_classes=num_classes)
+    return _from_timm_name(
+        spec, weights=weights, mean=mean, std=std, img_size=img_size, in_chans=in_chans, num_classes=num_classes
+    )
 
 
 def _from_checkpoint(spec: str, mean: tuple[float, ...] | None, std: tuple[float, ...] | None) -> LoadedTeacher:
@@ -74,9 +82,16 @@ def _state_dict_in_chans(sd: dict[str, torch.Tensor]) -> int | None:
     return None if first_conv is None else int(first_conv.shape[1])
 
 
-def _from_timm_name(name: str, *, weights: str | None, mean: tuple[float, ...] | None,
-                    std: tuple[float, ...] | None, img_size: int | None, in_chans: int | None,
-                    num_classes: int | None) -> LoadedTeacher:
+def _from_timm_name(
+    name: str,
+    *,
+    weights: str | None,
+    mean: tuple[float, ...] | None,
+    std: tuple[float, ...] | None,
+    img_size: int | None,
+    in_chans: int | None,
+    num_classes: int | None,
+) -> LoadedTeacher:
     import timm
 
     from compress.checkpoint import read_state_dict
@@ -88,16 +103,21 @@ def _from_timm_name(name: str, *, weights: str | None, mean: tuple[float, ...] |
         import difflib
 
         close = difflib.get_close_matches(arch, timm.list_models(), n=5)
-        raise DistillError(f"teacher {name!r} is neither an existing checkpoint path nor a timm model name"
-                           + (f"; close timm names: {', '.join(close)}" if close else ""))
+        raise DistillError(
+            f"teacher {name!r} is neither an existing checkpoint path nor a timm model name"
+            + (f"; close timm names: {', '.join(close)}" if close else "")
+        )
     if weights is None:
-        raise DistillError(f"teacher {name!r} is a timm name: give its weights with --teacher-weights PATH "
-                           "(weights are never downloaded; a random teacher teaches nothing)")
+        raise DistillError(
+            f"teacher {name!r} is a timm name: give its weights with --teacher-weights PATH "
+            "(weights are never downloaded; a random teacher teaches nothing)"
+        )
     if mean is None or std is None:
         raise NormalizationError(
             f"the input normalisation of teacher {name!r} with weights {weights} is unknown: pass --teacher-mean "
             "and --teacher-std (the values its weights were trained with, e.g. 0.485,0.456,0.406 / "
-            "0.229,0.224,0.225 for ImageNet) or use a tinymim checkpoint whose card records them")
+            "0.229,0.224,0.225 for ImageNet) or use a tinymim checkpoint whose card records them"
+        )
     sd = read_state_dict(weights)
     kwargs: dict[str, object] = {"pretrained": False}
     chans = in_chans or _state_dict_in_chans(sd) or 3
@@ -115,16 +135,25 @@ def _from_timm_name(name: str, *, weights: str | None, mean: tuple[float, ...] |
     try:
         load_weights(model, sd, strict_arch=True)
     except CheckpointError as err:
-        raise CheckpointError(f"teacher weights {weights} do not fit {arch} (with in_chans={chans}"
-                              f"{f', img_size={img_size}' if img_size else ''}): {err}") from None
+        raise CheckpointError(
+            f"teacher weights {weights} do not fit {arch} (with in_chans={chans}"
+            f"{f', img_size={img_size}' if img_size else ''}): {err}"
+        ) from None
     if len(mean) != chans or len(std) != chans:
-        raise NormalizationError(f"teacher has {chans} input channels but --teacher-mean/--teacher-std give "
-                                 f"{len(mean)}/{len(std)} values")
+        raise NormalizationError(
+            f"teacher has {chans} input channels but --teacher-mean/--teacher-std give {len(mean)}/{len(std)} values"
+        )
     size = img_size or _model_img_size(model)
     pre = Preprocess((chans, size, size), tuple(mean), tuple(std), "bicubic", 1.0)
     is_classifier = getattr(model, "num_classes", 0) > 0
-    log.info("teacher %s from %s: %d input channels, %d px, %s classes", arch, weights, chans, size,
-             getattr(model, "num_classes", "?"))
+    log.info(
+        "teacher %s from %s: %d input channels, %d px, %s classes",
+        arch,
+        weights,
+        chans,
+        size,
+        getattr(model, "num_classes", "?"),
+    )
     return LoadedTeacher(model.eval(), pre, None, is_classifier, f"{arch} + {weights}")
 
 

@@ -28,7 +28,7 @@ class ViewSpec:
     std: tuple[float, ...]
 
     @classmethod
-    def from_preprocess(cls, pre: object) -> "ViewSpec":
+    def from_preprocess(cls, pre: object) -> ViewSpec:
         """From a ``compress.card.Preprocess``."""
         c, h, _ = pre.input_size  # type: ignore[attr-defined]
         return cls(int(c), int(h), tuple(pre.mean), tuple(pre.std))  # type: ignore[attr-defined]
@@ -43,8 +43,15 @@ class ViewSpec:
 class TwoViewTransform:
     """PIL image -> (teacher view, student view), each (C, H, W) for its own network."""
 
-    def __init__(self, teacher: ViewSpec, student: ViewSpec, *, scale: tuple[float, float] = (0.2, 1.0),
-                 color_jitter: float = 0.4, hflip: float = 0.5) -> None:
+    def __init__(
+        self,
+        teacher: ViewSpec,
+        student: ViewSpec,
+        *,
+        scale: tuple[float, float] = (0.2, 1.0),
+        color_jitter: float = 0.4,
+        hflip: float = 0.5,
+    ) -> None:
         self.teacher, self.student = teacher, student
         self.scale, self.ratio, self.hflip = scale, (3 / 4, 4 / 3), hflip
         self.jitter = T.ColorJitter(color_jitter, color_jitter, color_jitter) if color_jitter > 0 else None
@@ -58,5 +65,7 @@ class TwoViewTransform:
         return self.teacher.finish(crop), self.student.finish(student)
 
     def __repr__(self) -> str:
-        return (f"TwoViewTransform(RandomResizedCrop(scale={self.scale}, bicubic) + flip shared; student "
-                f"ColorJitter; teacher {self.teacher}; student {self.student})")
+        return (
+            f"TwoViewTransform(RandomResizedCrop(scale={self.scale}, bicubic) + flip shared; student "
+            f"ColorJitter; teacher {self.teacher}; student {self.student})"
+        )

@@ -15,5 +15,12 @@ from compress.losses.registry import (
     register_method,
 )
 
-__all__ = ["METHODS", "DistillMethod", "create_method", "deepest_output", "method_class", "parse_methods",
-           "register_method"]
+__all__ = [
+    "METHODS",
+    "DistillMethod",
+    "create_method",
+    "deepest_output",
+    "method_class",
+    "parse_methods",
+    "register_method",
+]

@@ -33,6 +33,7 @@ class ClsTokenDistill(DistillMethod):
         super().__init__(student_dim=student_dim, teacher_dim=teacher_dim, **kwargs)
         self.projector = nn.Linear(student_dim, teacher_dim) if student_dim != teacher_dim else nn.Identity()
 
-    def forward(self, student_out: dict[str, Any], teacher_out: dict[str, Any],
-                labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, student_out: dict[str, Any], teacher_out: dict[str, Any], labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return cls_token_loss(self.projector(student_out["tokens"][:, 0]), teacher_out["tokens"][:, 0])

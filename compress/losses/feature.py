@@ -34,6 +34,7 @@ class FeatureDistill(DistillMethod):
         self.projector = nn.Linear(student_dim, teacher_dim)
         self.beta = beta
 
-    def forward(self, student_out: dict[str, Any], teacher_out: dict[str, Any],
-                labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, student_out: dict[str, Any], teacher_out: dict[str, Any], labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return feature_loss(self.projector(student_out["tokens"]), teacher_out["tokens"], self.beta)

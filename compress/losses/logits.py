@@ -29,8 +29,15 @@ def hard_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> 
     return F.cross_entropy(student_logits.float(), teacher_logits.argmax(dim=-1).detach())
 
 
-def mixed_logits_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor | None,
-                      *, alpha: float, temperature: float, hard: bool) -> torch.Tensor:
+def mixed_logits_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor | None,
+    *,
+    alpha: float,
+    temperature: float,
+    hard: bool,
+) -> torch.Tensor:
     """(1 - alpha) * CE(s, y) + alpha * KD(s, t); labels may be None only when alpha == 1."""
     if hard:
         kd = hard_kd_loss(student_logits, teacher_logits)
@@ -51,17 +58,32 @@ class LogitsDistill(DistillMethod):
     requires_transformer_teacher = False
     requires_classifier_teacher = True
 
-    def __init__(self, *, student_dim: int, teacher_dim: int, temperature: float = 4.0, alpha: float = 0.5,
-                 hard: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        student_dim: int,
+        teacher_dim: int,
+        temperature: float = 4.0,
+        alpha: float = 0.5,
+        hard: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(student_dim=student_dim, teacher_dim=teacher_dim, **kwargs)
         if temperature <= 0 or not 0 <= alpha <= 1:
             raise ConfigError(f"logits method needs temperature > 0 and 0 <= alpha <= 1, got {temperature}, {alpha}")
         self.temperature, self.alpha, self.hard = temperature, alpha, hard
 
-    def forward(self, student_out: dict[str, Any], teacher_out: dict[str, Any],
-                labels: torch.Tensor | None = None) -> torch.Tensor:
-        return mixed_logits_loss(student_out["logits"], teacher_out["logits"], labels,
-                                 alpha=self.alpha, temperature=self.temperature, hard=self.hard)
+    def forward(
+        self, student_out: dict[str, Any], teacher_out: dict[str, Any], labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return mixed_logits_loss(
+            student_out["logits"],
+            teacher_out["logits"],
+            labels,
+            alpha=self.alpha,
+            temperature=self.temperature,
+            hard=self.hard,
+        )
 
 
 @register_method("logits_hard")

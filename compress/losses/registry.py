@@ -9,7 +9,8 @@ Combinations are written ``"relation:1.0,logits:0.5"``: total loss = sum of weig
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -37,8 +38,9 @@ class DistillMethod(nn.Module):
         self.student_dim = student_dim
         self.teacher_dim = teacher_dim
 
-    def forward(self, student_out: dict[str, Any], teacher_out: dict[str, Any],
-                labels: torch.Tensor | None) -> torch.Tensor:  # pragma: no cover - abstract
+    def forward(
+        self, student_out: dict[str, Any], teacher_out: dict[str, Any], labels: torch.Tensor | None
+    ) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -88,7 +90,8 @@ def parse_methods(spec: str) -> tuple[tuple[str, float], ...]:
             w = float(weight) if weight.strip() else 1.0
         except ValueError:
             raise ConfigError(
-                f"method weight in {part!r} is not a number; write e.g. relation:1.0,logits:0.5") from None
+                f"method weight in {part!r} is not a number; write e.g. relation:1.0,logits:0.5"
+            ) from None
         if w <= 0:
             raise ConfigError(f"method weight in {part!r} must be positive")
         if any(n == name for n, _ in items):

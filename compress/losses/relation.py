@@ -53,6 +53,7 @@ class RelationDistill(DistillMethod):
     def __init__(self, *, student_dim: int, teacher_dim: int, **kwargs: Any) -> None:
         super().__init__(student_dim=student_dim, teacher_dim=teacher_dim, **kwargs)
 
-    def forward(self, student_out: dict[str, Any], teacher_out: dict[str, Any],
-                labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, student_out: dict[str, Any], teacher_out: dict[str, Any], labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return relation_loss(student_out["qkv"], teacher_out["qkv"])

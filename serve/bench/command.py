@@ -36,9 +36,19 @@ def run(args: argparse.Namespace) -> int:
     from serve.bench.run import run_bench
 
     cfg = BenchConfig(
-        url=args.url, offline=args.offline, concurrency=args.concurrency, duration_s=args.duration,
-        requests=args.requests, images=args.images, protocol=args.protocol, model=args.model, api_key=args.api_key,
-        artifact=args.artifact, batch_sizes=args.batch_sizes, threads=args.threads, out=args.out,
+        url=args.url,
+        offline=args.offline,
+        concurrency=args.concurrency,
+        duration_s=args.duration,
+        requests=args.requests,
+        images=args.images,
+        protocol=args.protocol,
+        model=args.model,
+        api_key=args.api_key,
+        artifact=args.artifact,
+        batch_sizes=args.batch_sizes,
+        threads=args.threads,
+        out=args.out,
     ).validate()
     report = run_bench(cfg)
     print(_table(report))
@@ -51,8 +61,10 @@ def _table(report: dict) -> str:
     lines = []
     if "offline" in report:
         o = report["offline"]
-        lines.append(f"runtime alone: {o['artifact']} on {o['runtime']} (preprocess p50 "
-                     f"{o['preprocess_per_image']['p50_ms']} ms/image)")
+        lines.append(
+            f"runtime alone: {o['artifact']} on {o['runtime']} (preprocess p50 "
+            f"{o['preprocess_per_image']['p50_ms']} ms/image)"
+        )
         lines.append(f"{'batch':>6} {'p50 ms':>9} {'p99 ms':>9} {'samples/s':>10}")
         for b in o["batches"]:
             lines.append(f"{b['batch_size']:>6} {b['p50_ms']:>9} {b['p99_ms']:>9} {b['samples_per_s']:>10}")
@@ -61,8 +73,10 @@ def _table(report: dict) -> str:
         lines.append(f"service {on['url']} ({on['protocol']}, model {on['model']}, artifact {on['artifact']})")
         lines.append(f"{'conc':>5} {'ok':>7} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'req/s':>8}  errors")
         for lv in on["levels"]:
-            lines.append(f"{lv['concurrency']:>5} {lv['ok']:>7} {lv['p50_ms']!s:>8} {lv['p90_ms']!s:>8} "
-                         f"{lv['p99_ms']!s:>8} {lv['max_ms']!s:>8} {lv['throughput_rps']:>8}  {lv['errors'] or '-'}")
+            lines.append(
+                f"{lv['concurrency']:>5} {lv['ok']:>7} {lv['p50_ms']!s:>8} {lv['p90_ms']!s:>8} "
+                f"{lv['p99_ms']!s:>8} {lv['max_ms']!s:>8} {lv['throughput_rps']:>8}  {lv['errors'] or '-'}"
+            )
     if "overhead" in report:
         lines.append(f"overhead: {report['overhead']}")
     return "\n".join(lines)

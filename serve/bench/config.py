@@ -33,17 +33,22 @@ class BenchConfig:
     batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     threads: int | None = None
 
-    def validate(self) -> "BenchConfig":
+    def validate(self) -> BenchConfig:
         def require(ok: bool, msg: str) -> None:
             if not ok:
                 raise ConfigError(msg)
 
         require(self.url is not None or self.offline is not None, "give a service URL, --offline BUNDLE, or both")
         if self.url is not None:
-            require(self.url.startswith(("http://", "https://")), f"URL must start with http:// or https://, got {self.url!r}")
+            require(
+                self.url.startswith(("http://", "https://")),
+                f"URL must start with http:// or https://, got {self.url!r}",
+            )
         require(self.protocol in ("v1", "v2"), f"--protocol must be v1 or v2, got {self.protocol!r}")
-        require(len(self.concurrency) > 0 and all(c >= 1 for c in self.concurrency),
-                f"--concurrency needs positive integers, got {self.concurrency}")
+        require(
+            len(self.concurrency) > 0 and all(c >= 1 for c in self.concurrency),
+            f"--concurrency needs positive integers, got {self.concurrency}",
+        )
         require(self.duration_s > 0, f"--duration must be positive, got {self.duration_s}")
         require(self.requests is None or self.requests >= 1, f"--requests must be >= 1, got {self.requests}")
         require(self.warmup >= 0, "--warmup must be >= 0")

@@ -44,8 +44,15 @@ def run_offline(cfg: BenchConfig) -> dict[str, Any]:
             for _ in range(3):  # warm-up
                 sel.runtime.infer(x)
             lat = _time(lambda: sel.runtime.infer(x), per_size_s, cfg.requests)
-            batches.append({"batch_size": b, "iters": len(lat), "samples_per_s": b * len(lat) / sum(lat),
-                            **summarize(lat), "_latencies": lat})
+            batches.append(
+                {
+                    "batch_size": b,
+                    "iters": len(lat),
+                    "samples_per_s": b * len(lat) / sum(lat),
+                    **summarize(lat),
+                    "_latencies": lat,
+                }
+            )
     finally:
         sel.runtime.close()
     images = load_images(cfg.images, pre.size)
@@ -56,8 +63,14 @@ def run_offline(cfg: BenchConfig) -> dict[str, Any]:
             pre(im)
             pre_lat.append(time.perf_counter() - t0)
     best = max(batches, key=lambda r: r["samples_per_s"]) if batches else None
-    return {"bundle": str(bundle.root), "model": bundle.model_name, "artifact": sel.artifact.name,
-            "runtime": sel.runtime.name, "device": sel.device, "batches": batches,
-            "preprocess_per_image": summarize(pre_lat),
-            "best_samples_per_s": best["samples_per_s"] if best else None,
-            "best_batch_size": best["batch_size"] if best else None}
+    return {
+        "bundle": str(bundle.root),
+        "model": bundle.model_name,
+        "artifact": sel.artifact.name,
+        "runtime": sel.runtime.name,
+        "device": sel.device,
+        "batches": batches,
+        "preprocess_per_image": summarize(pre_lat),
+        "best_samples_per_s": best["samples_per_s"] if best else None,
+        "best_batch_size": best["batch_size"] if best else None,
+    }

@@ -46,13 +46,19 @@ def load_images(folder: str | None, size: int, *, count: int = 8, limit: int = 2
     return out
 
 
-def v2_binary_request(image: bytes, input_name: str = "input", output_name: str = "logits") -> tuple[bytes, dict[str, str]]:
+def v2_binary_request(
+    image: bytes, input_name: str = "input", output_name: str = "logits"
+) -> tuple[bytes, dict[str, str]]:
     """One encoded image as a v2 binary-extension request (BYTES [1], top-1 classification output)."""
     blob = struct.pack("<I", len(image)) + image
-    head = json.dumps({
-        "inputs": [{"name": input_name, "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": len(blob)}}],
-        "outputs": [{"name": output_name, "parameters": {"classification": 1}}],
-    }).encode()
+    head = json.dumps(
+        {
+            "inputs": [
+                {"name": input_name, "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": len(blob)}}
+            ],
+            "outputs": [{"name": output_name, "parameters": {"classification": 1}}],
+        }
+    ).encode()
     return head + blob, {"Inference-Header-Content-Length": str(len(head)), "Content-Type": "application/octet-stream"}
 
 
@@ -63,7 +69,9 @@ async def _describe(client: httpx.AsyncClient) -> dict[str, Any]:
     return r.json()
 
 
-async def _level(client: httpx.AsyncClient, requests: list[tuple[str, bytes, dict]], cfg: BenchConfig, conc: int) -> dict[str, Any]:
+async def _level(
+    client: httpx.AsyncClient, requests: list[tuple[str, bytes, dict]], cfg: BenchConfig, conc: int
+) -> dict[str, Any]:
     latencies: list[float] = []
     errors: dict[str, int] = {}
     server_timing: list[dict] = []
@@ -101,11 +109,20 @@ async def _level(client: httpx.AsyncClient, requests: list[tuple[str, bytes, dic
     t0 = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(conc)))
     wall = time.perf_counter() - t0
-    level = {"concurrency": conc, "requests": sent, "ok": len(latencies), "wall_s": wall,
-             "throughput_rps": len(latencies) / wall if wall > 0 else 0.0, "errors": errors, **summarize(latencies)}
+    level = {
+        "concurrency": conc,
+        "requests": sent,
+        "ok": len(latencies),
+        "wall_s": wall,
+        "throughput_rps": len(latencies) / wall if wall > 0 else 0.0,
+        "errors": errors,
+        **summarize(latencies),
+    }
     if server_timing:
-        level["server_ms_mean"] = {k: float(np.mean([t[k] for t in server_timing]))
-                                   for k in ("preprocess_ms", "queue_ms", "inference_ms", "total_ms")}
+        level["server_ms_mean"] = {
+            k: float(np.mean([t[k] for t in server_timing]))
+            for k in ("preprocess_ms", "queue_ms", "inference_ms", "total_ms")
+        }
         level["batch_size_mean"] = float(np.mean([np.mean(t["batch_sizes"]) for t in server_timing]))
     level["_latencies"] = latencies
     return level
@@ -126,5 +143,12 @@ async def run_online(cfg: BenchConfig) -> dict[str, Any]:
             path, body, h = reqs[i % len(reqs)]
             await client.post(path, content=body, headers=h)
         levels = [await _level(client, reqs, cfg, c) for c in cfg.concurrency]
-    return {"url": cfg.url, "protocol": cfg.protocol, "model": model, "artifact": info.get("artifact"),
-            "runtime": info.get("runtime"), "images": len(images), "levels": levels}
+    return {
+        "url": cfg.url,
+        "protocol": cfg.protocol,
+        "model": model,
+        "artifact": info.get("artifact"),
+        "runtime": info.get("runtime"),
+        "images": len(images),
+        "levels": levels,
+    }

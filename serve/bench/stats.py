@@ -14,7 +14,13 @@ def summarize(latencies_s: list[float]) -> dict[str, float | None]:
         return {"p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None, "mean_ms": None}
     a = np.asarray(latencies_s) * 1000
     p50, p90, p99 = np.percentile(a, [50, 90, 99])
-    return {"p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "max_ms": float(a.max()), "mean_ms": float(a.mean())}
+    return {
+        "p50_ms": float(p50),
+        "p90_ms": float(p90),
+        "p99_ms": float(p99),
+        "max_ms": float(a.max()),
+        "mean_ms": float(a.mean()),
+    }
 
 
 def plot_cdf(curves: dict[str, list[float]], path: str | Path, title: str) -> Path:

@@ -92,8 +92,9 @@ async def _images(request: Request) -> list[bytes]:
     return [await request.body()]
 
 
-@router.post("/classify", response_model=ClassifyResponse, openapi_extra=_BODY_DOC,
-             summary="Classify one or more images")
+@router.post(
+    "/classify", response_model=ClassifyResponse, openapi_extra=_BODY_DOC, summary="Classify one or more images"
+)
 async def classify(
     request: Request,
     service: ReadyService,
@@ -115,22 +116,36 @@ async def classify(
         idx = np.argsort(-row, kind="stable")[:top_k]
         preds.append({"labels": [service.labels[i] for i in idx], "indices": idx.tolist(), "scores": row[idx].tolist()})
     done = time.perf_counter()
-    service.stats.record_request(ok=True, total_s=done - t0, queue_s=timing.queue_ms / 1000, input_s=pre_s, output_s=done - t1)
+    service.stats.record_request(
+        ok=True, total_s=done - t0, queue_s=timing.queue_ms / 1000, input_s=pre_s, output_s=done - t1
+    )
     # Built as plain JSON (the response_model above documents it): skips a second validation pass per request.
-    return JSONResponse({
-        "model": service.model_name,
-        "artifact": service.selection.artifact.name,
-        "predictions": preds,
-        "timing": {"preprocess_ms": 1000 * pre_s, "queue_ms": timing.queue_ms, "inference_ms": timing.inference_ms,
-                   "total_ms": 1000 * (done - t0), "batch_sizes": list(timing.batch_sizes)},
-    })
+    return JSONResponse(
+        {
+            "model": service.model_name,
+            "artifact": service.selection.artifact.name,
+            "predictions": preds,
+            "timing": {
+                "preprocess_ms": 1000 * pre_s,
+                "queue_ms": timing.queue_ms,
+                "inference_ms": timing.inference_ms,
+                "total_ms": 1000 * (done - t0),
+                "batch_sizes": list(timing.batch_sizes),
+            },
+        }
+    )
 
 
 @router.get("/model", response_model=ModelInfo, summary="What is served: model, artifact, runtime, input, labels")
 async def model_info(service: ReadyService) -> ModelInfo:
     sel = service.selection
     return ModelInfo(
-        name=service.model_name, version=service.version, artifact=sel.artifact.name, runtime=sel.runtime.name,
-        device=sel.device, input_shape=list(service.input_shape), labels=service.labels,
+        name=service.model_name,
+        version=service.version,
+        artifact=sel.artifact.name,
+        runtime=sel.runtime.name,
+        device=sel.device,
+        input_shape=list(service.input_shape),
+        labels=service.labels,
         max_batch_size=service.max_batch,
     )

@@ -66,8 +66,13 @@ def _route(path: str, methods: list[str], summary: str):
 
     def deco(fn):
         router.add_api_route("/models/{model}" + path, fn, methods=methods, summary=summary)
-        router.add_api_route("/models/{model}/versions/{version}" + path, fn, methods=methods,
-                             summary=summary + " (version given)", include_in_schema=False)
+        router.add_api_route(
+            "/models/{model}/versions/{version}" + path,
+            fn,
+            methods=methods,
+            summary=summary + " (version given)",
+            include_in_schema=False,
+        )
         return fn
 
     return deco
@@ -115,7 +120,9 @@ async def model_config(model: str, service: ReadyService, version: str | None = 
             "preferred_batch_size": sizes,
             "max_queue_delay_microseconds": int(s.settings.max_queue_delay_ms * 1000),
         },
-        "instance_group": [{"name": s.model_name, "count": 1, "kind": "KIND_GPU" if s.selection.device == "cuda" else "KIND_CPU"}],
+        "instance_group": [
+            {"name": s.model_name, "count": 1, "kind": "KIND_GPU" if s.selection.device == "cuda" else "KIND_CPU"}
+        ],
         "parameters": {"artifact": {"string_value": s.selection.artifact.name}},
     }
 
@@ -205,7 +212,9 @@ async def infer(model: str, request: Request, service: ReadyService, version: st
             header["id"] = req.id
         content, headers = encode_infer_response(header, blobs)
         done = time.perf_counter()
-        s.stats.record_request(ok=True, total_s=done - t0, queue_s=timing.queue_ms / 1000, input_s=pre_s, output_s=done - t1)
+        s.stats.record_request(
+            ok=True, total_s=done - t0, queue_s=timing.queue_ms / 1000, input_s=pre_s, output_s=done - t1
+        )
         ok = True
         return Response(content=content, headers=headers)
     finally:

@@ -74,7 +74,9 @@ def check_device(sidecar: dict[str, Any], here: dict[str, Any]) -> None:
         if str(sidecar.get(key)) != str(here[key])
     ]
     if problems:
-        raise RuntimeUnavailable("TensorRT engine does not fit this device (" + "; ".join(problems) + f"); {REBUILD_HINT}")
+        raise RuntimeUnavailable(
+            "TensorRT engine does not fit this device (" + "; ".join(problems) + f"); {REBUILD_HINT}"
+        )
 
 
 class TensorRTRuntime:

@@ -24,9 +24,18 @@ from serve.errors import RequestError
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 NUMPY_DTYPES: dict[str, Any] = {
-    "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
-    "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
-    "FP16": np.float16, "FP32": np.float32, "FP64": np.float64,
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
 }  # little-endian on the wire; BYTES is handled separately
 _JSON_KINDS = {"BOOL": "b", "FP16": "biuf", "FP32": "biuf", "FP64": "biuf"}  # others: "biu"
 
@@ -168,7 +177,9 @@ def _b64(v: Any, name: str) -> bytes:
     try:
         return base64.b64decode(v, validate=True)
     except (binascii.Error, ValueError):
-        raise RequestError(f"input {name!r}: BYTES element is not valid base64 (send images base64-encoded in JSON, or use binary data)") from None
+        raise RequestError(
+            f"input {name!r}: BYTES element is not valid base64 (send images base64-encoded in JSON, or use binary data)"
+        ) from None
 
 
 def _from_binary(t: _Tensor, chunk: memoryview) -> InputTensor:
@@ -231,7 +242,9 @@ def parse_infer_request(body: bytes, header_length: str | None = None) -> InferR
             inputs.append(_from_json(t))
             continue
         if isinstance(size, bool) or not isinstance(size, int) or size < 0 or pos + size > len(tail):
-            raise RequestError(f"input {t.name!r}: binary_data_size {size!r} does not fit the {len(tail) - pos} bytes left")
+            raise RequestError(
+                f"input {t.name!r}: binary_data_size {size!r} does not fit the {len(tail) - pos} bytes left"
+            )
         inputs.append(_from_binary(t, tail[pos : pos + size]))
         pos += size
     if pos != len(tail):

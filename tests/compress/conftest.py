@@ -31,8 +31,15 @@ def run_tinymim(*args: str, timeout: float = 240) -> subprocess.CompletedProcess
     return subprocess.run(tinymim_cmd(*args), cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=timeout)
 
 
-def write_image(path: Path, color: tuple[int, int, int], *, size: int = 20, mode: str = "RGB", fmt: str | None = None,
-                noise_seed: int = 0) -> Path:
+def write_image(
+    path: Path,
+    color: tuple[int, int, int],
+    *,
+    size: int = 20,
+    mode: str = "RGB",
+    fmt: str | None = None,
+    noise_seed: int = 0,
+) -> Path:
     """A flat-coloured image with a little noise, saved in the format given by the suffix."""
     rng = np.random.default_rng(noise_seed)
     arr = np.clip(np.array(color)[None, None, :] + rng.integers(-10, 10, (size, size, 3)), 0, 255).astype(np.uint8)

@@ -11,15 +11,23 @@ import torch
 
 from compress.card import ModelCard, Preprocess
 from compress.checkpoint import (
-    atomic_dir, load_model, load_state, read_state_dict, rng_state, save_checkpoint, save_model, set_rng_state,
+    atomic_dir,
+    load_model,
+    load_state,
+    read_state_dict,
+    rng_state,
+    save_checkpoint,
+    save_model,
+    set_rng_state,
 )
 from compress.errors import CheckpointError
 from compress.models import create_model
 
 
 def _model_and_card(**over):
-    model, kw = create_model("vit_tiny", num_classes=4, img_size=16, in_chans=3, patch_size=4, depth=2,
-                             embed_dim=32, num_heads=2, **over)
+    model, kw = create_model(
+        "vit_tiny", num_classes=4, img_size=16, in_chans=3, patch_size=4, depth=2, embed_dim=32, num_heads=2, **over
+    )
     card = ModelCard("vit_tiny_patch16_224", kw, Preprocess((3, 16, 16), (0.5,) * 3, (0.25,) * 3), ("a", "b", "c", "d"))
     return model.eval(), card
 

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from compress.data import FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, build_datasets, load_fashion_mnist
+from compress.data import (
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_MEAN,
+    FASHION_MNIST_STD,
+    build_datasets,
+    load_fashion_mnist,
+)
 from compress.data.builtin import BUILTIN_DIR
 from compress.data.idx import read_idx
 from compress.errors import DataError

@@ -15,9 +15,31 @@ from tests.compress.conftest import ROOT, TINY_ARCH, cli_env
 
 def test_two_process_ddp_on_gloo(tmp_path: Path) -> None:
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-           "-m", "tinymim.cli", "train", "--limit-train", "128", "--limit-val", "32", *TINY_ARCH, "--img-size", "16",
-           "--epochs", "2", "--batch-size", "16", "--no-progress", "--output", str(run)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--standalone",
+        "-m",
+        "tinymim.cli",
+        "train",
+        "--limit-train",
+        "128",
+        "--limit-val",
+        "32",
+        *TINY_ARCH,
+        "--img-size",
+        "16",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--no-progress",
+        "--output",
+        str(run),
+    ]
     res = subprocess.run(cmd, cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=240)
     assert res.returncode == 0, res.stderr[-4000:]
     assert "rank 1 of 2" in res.stderr and "rank 0 of 2" in res.stderr

@@ -40,14 +40,25 @@ def test_gradient_accumulation_equals_a_bigger_batch() -> None:
     ref = nn.Linear(5, 2)
     acc = nn.Linear(5, 2)
     acc.load_state_dict(ref.state_dict())
-    big = [(x[i:i + 8], y[i:i + 8]) for i in (0, 8)]
-    small = [(x[i:i + 4], y[i:i + 4]) for i in range(0, 16, 4)]
+    big = [(x[i : i + 8], y[i : i + 8]) for i in (0, 8)]
+    small = [(x[i : i + 4], y[i : i + 4]) for i in range(0, 16, 4)]
     opt_ref = torch.optim.SGD(ref.parameters(), lr=0.1)
     opt_acc = torch.optim.SGD(acc.parameters(), lr=0.1)
     opt_acc.param_groups[0]["lr_scale"] = 0.5
-    r1 = train_one_epoch(ref, big, opt_ref, _mse, device=torch.device("cpu"), epoch=0, lr_fn=lambda s: 0.1, progress=False)
-    r2 = train_one_epoch(acc, small, opt_acc, _mse, device=torch.device("cpu"), epoch=0, lr_fn=lambda s: 0.2,
-                         accum_steps=2, progress=False)
+    r1 = train_one_epoch(
+        ref, big, opt_ref, _mse, device=torch.device("cpu"), epoch=0, lr_fn=lambda s: 0.1, progress=False
+    )
+    r2 = train_one_epoch(
+        acc,
+        small,
+        opt_acc,
+        _mse,
+        device=torch.device("cpu"),
+        epoch=0,
+        lr_fn=lambda s: 0.2,
+        accum_steps=2,
+        progress=False,
+    )
     assert r1["step"] == r2["step"] == 2
     assert opt_acc.param_groups[0]["lr"] == pytest.approx(0.1)  # 0.2 x lr_scale 0.5
     for a, b in zip(ref.parameters(), acc.parameters()):
@@ -81,8 +92,9 @@ class _Images:
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
-    model, kw = create_model("vit_tiny", num_classes=3, img_size=16, in_chans=1, patch_size=4, depth=1, embed_dim=16,
-                             num_heads=2)
+    model, kw = create_model(
+        "vit_tiny", num_classes=3, img_size=16, in_chans=1, patch_size=4, depth=1, embed_dim=16, num_heads=2
+    )
     card = ModelCard("vit_tiny_patch16_224", kw, Preprocess((1, 16, 16), (0.5,), (0.5,)), ("a", "b", "c"))
     calls = {"n": 0}
 
@@ -93,9 +105,17 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) ->
 
     settings = FitSettings(epochs=3, batch_size=8, lr=1e-3, progress=False, best_metric=None)
     with pytest.raises(NonFiniteLossError, match="loss is nan at epoch 1"):
-        fit(model, loss_fn=loss_fn, optimizer=torch.optim.AdamW(model.parameters()), train_set=_Images(32),
-            run_dir=tmp_path / "run", settings=settings, dist=DistInfo(0, 1, 0, torch.device("cpu")),
-            make_card=lambda val: card, config={"what": "nan test"})
+        fit(
+            model,
+            loss_fn=loss_fn,
+            optimizer=torch.optim.AdamW(model.parameters()),
+            train_set=_Images(32),
+            run_dir=tmp_path / "run",
+            settings=settings,
+            dist=DistInfo(0, 1, 0, torch.device("cpu")),
+            make_card=lambda val: card,
+            config={"what": "nan test"},
+        )
     state = load_state(tmp_path / "run" / "last")
     assert (state["epoch"], state["batch"], state["step"]) == (1, 0, 4)
     loaded, loaded_card = load_model(tmp_path / "run")
@@ -106,13 +126,22 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) ->
 
 def test_bf16_autocast_step_on_cpu() -> None:
     torch.manual_seed(0)
-    model, _ = create_model("vit_tiny", num_classes=3, img_size=16, in_chans=1, patch_size=4, depth=1, embed_dim=16,
-                            num_heads=2)
+    model, _ = create_model(
+        "vit_tiny", num_classes=3, img_size=16, in_chans=1, patch_size=4, depth=1, embed_dim=16, num_heads=2
+    )
     before = model.head.weight.clone()
     data = _Images(16)
-    batches = [(data.x[i:i + 8], data.y[i:i + 8]) for i in (0, 8)]
-    res = train_one_epoch(model, batches, torch.optim.AdamW(model.parameters(), lr=1e-2),
-                          lambda m, b: {"loss": nn.functional.cross_entropy(m(b[0]), b[1])},
-                          device=torch.device("cpu"), epoch=0, amp_dtype=torch.bfloat16, clip_grad=1.0, progress=False)
+    batches = [(data.x[i : i + 8], data.y[i : i + 8]) for i in (0, 8)]
+    res = train_one_epoch(
+        model,
+        batches,
+        torch.optim.AdamW(model.parameters(), lr=1e-2),
+        lambda m, b: {"loss": nn.functional.cross_entropy(m(b[0]), b[1])},
+        device=torch.device("cpu"),
+        epoch=0,
+        amp_dtype=torch.bfloat16,
+        clip_grad=1.0,
+        progress=False,
+    )
     assert math.isfinite(res["loss"]) and res["step"] == 2
     assert model.head.weight.dtype == torch.float32 and not torch.equal(model.head.weight, before)

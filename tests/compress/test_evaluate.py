@@ -31,13 +31,15 @@ def test_eval_command_numbers_by_hand(tmp_path: Path) -> None:
                 write_image(tmp_path / "data" / split / c / f"{i}.png", (40 * i, 100, 30 * int(c[1])), size=24)
     # Labels in reverse order: model index 0 is "c5" (checks the name-based remapping of the data's labels).
     labels = tuple(reversed(VAL_COUNTS))
-    model, kw = create_model("vit_tiny", num_classes=6, img_size=16, in_chans=3, patch_size=4, depth=1,
-                             embed_dim=16, num_heads=2)
+    model, kw = create_model(
+        "vit_tiny", num_classes=6, img_size=16, in_chans=3, patch_size=4, depth=1, embed_dim=16, num_heads=2
+    )
     with torch.no_grad():  # logits = bias: ranking c5 > c4 > c3 > c2 > c1 > c0 for every image
         model.head.weight.zero_()
         model.head.bias.copy_(torch.tensor([6.0, 5, 4, 3, 2, 1]))
-    card = ModelCard("vit_tiny_patch16_224", kw, Preprocess((3, 16, 16), (0.5,) * 3, (0.5,) * 3, crop_pct=0.875),
-                     labels)
+    card = ModelCard(
+        "vit_tiny_patch16_224", kw, Preprocess((3, 16, 16), (0.5,) * 3, (0.5,) * 3, crop_pct=0.875), labels
+    )
     save_model(tmp_path / "ck", model, card)
     out = tmp_path / "out"
     assert main(["eval", str(tmp_path / "ck"), "--data", str(tmp_path / "data"), "--output", str(out)]) == 0
@@ -47,8 +49,14 @@ def test_eval_command_numbers_by_hand(tmp_path: Path) -> None:
     assert res["top5"] == pytest.approx(100 * 11 / 12)  # the top 5 miss only c0 (1 image)
     assert res["per_class_accuracy"] == {"c5": 100.0, "c4": 0.0, "c3": 0.0, "c2": 0.0, "c1": 0.0, "c0": 0.0}
     # rows: true class in model order (c5..c0); every prediction is column 0 (c5)
-    assert res["confusion_matrix"] == [[3, 0, 0, 0, 0, 0], [2, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0],
-                                       [3, 0, 0, 0, 0, 0], [2, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0]]
+    assert res["confusion_matrix"] == [
+        [3, 0, 0, 0, 0, 0],
+        [2, 0, 0, 0, 0, 0],
+        [1, 0, 0, 0, 0, 0],
+        [3, 0, 0, 0, 0, 0],
+        [2, 0, 0, 0, 0, 0],
+        [1, 0, 0, 0, 0, 0],
+    ]
     # CE with logits = bias for every image: -log softmax(bias)[label], averaged
     logp = torch.log_softmax(torch.tensor([6.0, 5, 4, 3, 2, 1]), 0)
     expected = -sum(VAL_COUNTS[name] * logp[i] for i, name in enumerate(labels)) / 12
@@ -60,9 +68,13 @@ def test_eval_rejects_data_with_other_classes(tmp_path: Path, caplog: pytest.Log
     for i in range(2):
         write_image(tmp_path / "data" / "cat" / f"{i}.png", (1, 2, 3))
         write_image(tmp_path / "data" / "dog" / f"{i}.png", (3, 2, 1))
-    model, kw = create_model("vit_tiny", num_classes=2, img_size=16, in_chans=3, patch_size=4, depth=1,
-                             embed_dim=16, num_heads=2)
-    save_model(tmp_path / "ck", model, ModelCard("vit_tiny_patch16_224", kw, Preprocess((3, 16, 16), (0.5,) * 3,
-                                                                                        (0.5,) * 3), ("a", "b")))
+    model, kw = create_model(
+        "vit_tiny", num_classes=2, img_size=16, in_chans=3, patch_size=4, depth=1, embed_dim=16, num_heads=2
+    )
+    save_model(
+        tmp_path / "ck",
+        model,
+        ModelCard("vit_tiny_patch16_224", kw, Preprocess((3, 16, 16), (0.5,) * 3, (0.5,) * 3), ("a", "b")),
+    )
     assert main(["eval", str(tmp_path / "ck"), "--data", str(tmp_path / "data"), "--val-split", "0.5"]) == 1
     assert "are not the model's labels" in caplog.text

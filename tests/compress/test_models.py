@@ -34,14 +34,15 @@ def test_create_model_overrides_and_mae_head() -> None:
 
 
 def test_set_block_heads_keeps_weights_and_changes_the_split() -> None:
-    model, _ = create_model("vit_tiny", num_classes=2, img_size=16, in_chans=1, patch_size=4, depth=2, embed_dim=48,
-                            num_heads=3)
+    model, _ = create_model(
+        "vit_tiny", num_classes=2, img_size=16, in_chans=1, patch_size=4, depth=2, embed_dim=48, num_heads=3
+    )
     block = model.blocks[-1]
     before = {k: v.clone() for k, v in block.state_dict().items()}
     x = torch.randn(2, 17, 48)
     y3 = block.attn(x)
     set_block_heads(block, 6)
-    assert (block.attn.num_heads, block.attn.head_dim) == (6, 8) and block.attn.scale == pytest.approx(8 ** -0.5)
+    assert (block.attn.num_heads, block.attn.head_dim) == (6, 8) and block.attn.scale == pytest.approx(8**-0.5)
     assert all(torch.equal(before[k], v) for k, v in block.state_dict().items())
     assert not torch.allclose(block.attn(x), y3)  # a different head split is a different function
     with pytest.raises(ModelError, match="width 48 into 5 heads"):
@@ -50,8 +51,14 @@ def test_set_block_heads_keeps_weights_and_changes_the_split() -> None:
 
 def test_build_from_card_honours_distilled_block_heads() -> None:
     _, kw = create_model("vit_tiny", num_classes=0, img_size=16, in_chans=1, **TINY)
-    card = ModelCard("vit_tiny_patch16_224", kw, Preprocess((1, 16, 16), (0.5,), (0.5,)), (), task="backbone",
-                     distilled_block_heads=4)
+    card = ModelCard(
+        "vit_tiny_patch16_224",
+        kw,
+        Preprocess((1, 16, 16), (0.5,), (0.5,)),
+        (),
+        task="backbone",
+        distilled_block_heads=4,
+    )
     model = build_from_card(card)
     assert [b.attn.num_heads for b in model.blocks] == [2, 4]
     bad = card.replace(distilled_block_heads=3)
@@ -66,7 +73,10 @@ def test_load_weights_reports_missing_unexpected_and_misshaped_keys() -> None:
         load_weights(deeper, src.state_dict())
     assert "--arch" in str(err.value)
     wider, _ = create_model("vit_tiny", num_classes=10, img_size=16, in_chans=1, **{**TINY, "embed_dim": 64})
-    with pytest.raises(CheckpointError, match=r"mis-shaped keys: blocks\.0\.attn\.proj\.bias checkpoint \(32,\) vs model \(64,\).*more\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"mis-shaped keys: blocks\.0\.attn\.proj\.bias checkpoint \(32,\) vs model \(64,\).*more\)",
+    ):
         load_weights(wider, src.state_dict())
     shallower, _ = create_model("vit_tiny", num_classes=10, img_size=16, in_chans=1, **{**TINY, "depth": 1})
     with pytest.raises(CheckpointError, match="unexpected keys"):

@@ -15,8 +15,25 @@ from compress.checkpoint import load_state
 from tests.compress.conftest import ROOT, TINY_ARCH, cli_env, run_tinymim, tinymim_cmd
 
 # Augmentations stay on (RandAugment, erasing, Mixup/CutMix, drop path): their RNG must resume exactly too.
-ARGS = ["train", "--limit-train", "384", "--limit-val", "32", *TINY_ARCH, "--img-size", "16", "--epochs", "2",
-        "--batch-size", "8", "--checkpoint-every-steps", "5", "--no-progress", "--crop-scale-min", "0.3"]
+ARGS = [
+    "train",
+    "--limit-train",
+    "384",
+    "--limit-val",
+    "32",
+    *TINY_ARCH,
+    "--img-size",
+    "16",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "8",
+    "--checkpoint-every-steps",
+    "5",
+    "--no-progress",
+    "--crop-scale-min",
+    "0.3",
+]
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -28,8 +45,14 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path: Path) -> N
     done = run_tinymim(*ARGS, "--output", str(ref))
     assert done.returncode == 0, done.stderr[-3000:]
 
-    proc = subprocess.Popen(tinymim_cmd(*ARGS, "--output", str(killed)), cwd=ROOT, env=cli_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        tinymim_cmd(*ARGS, "--output", str(killed)),
+        cwd=ROOT,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     state_file = killed / "last" / "state.pt"
     deadline = time.monotonic() + 180
     while not state_file.exists() and proc.poll() is None and time.monotonic() < deadline:

@@ -20,9 +20,20 @@ TINY = {"depth": 2, "embed_dim": 48, "num_heads": 2, "progress": False}
 
 
 def test_tiny_run_learns_and_fills_the_run_folder(tmp_path: Path) -> None:
-    cfg = build_config(TrainConfig, {
-        "output": str(tmp_path / "run"), "limit_train": 1024, "limit_val": 200, "epochs": 4, "batch_size": 32,
-        "lr": 2e-3, "augment": False, "warmup_epochs": 0.3, **TINY})
+    cfg = build_config(
+        TrainConfig,
+        {
+            "output": str(tmp_path / "run"),
+            "limit_train": 1024,
+            "limit_val": 200,
+            "epochs": 4,
+            "batch_size": 32,
+            "lr": 2e-3,
+            "augment": False,
+            "warmup_epochs": 0.3,
+            **TINY,
+        },
+    )
     run = run_config(cfg)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [0, 1, 2, 3]
@@ -41,33 +52,62 @@ def test_tiny_run_learns_and_fills_the_run_folder(tmp_path: Path) -> None:
 
 
 def test_finetune_from_a_distilled_backbone_restores_heads(tmp_path: Path) -> None:
-    backbone, kw = create_model("vit_tiny", num_classes=0, img_size=16, in_chans=1, patch_size=4, depth=2,
-                                embed_dim=48, num_heads=2)
+    backbone, kw = create_model(
+        "vit_tiny", num_classes=0, img_size=16, in_chans=1, patch_size=4, depth=2, embed_dim=48, num_heads=2
+    )
     with torch.no_grad():  # distinctive weights to recognise after loading
         backbone.blocks[0].mlp.fc1.weight.fill_(0.0123)
-    card = ModelCard("vit_tiny_patch16_224", kw, Preprocess((1, 16, 16), (0.5,), (0.5,)), (), task="backbone",
-                     distilled_block_heads=4)
+    card = ModelCard(
+        "vit_tiny_patch16_224",
+        kw,
+        Preprocess((1, 16, 16), (0.5,), (0.5,)),
+        (),
+        task="backbone",
+        distilled_block_heads=4,
+    )
     save_model(tmp_path / "student", backbone, card)
-    cfg = build_config(TrainConfig, {
-        "output": str(tmp_path / "ft"), "init": str(tmp_path / "student"), "limit_train": 64, "limit_val": 20,
-        "epochs": 1, "batch_size": 16, "lr": 1e-9, "augment": False, "progress": False, "img_size": 16})
+    cfg = build_config(
+        TrainConfig,
+        {
+            "output": str(tmp_path / "ft"),
+            "init": str(tmp_path / "student"),
+            "limit_train": 64,
+            "limit_val": 20,
+            "epochs": 1,
+            "batch_size": 16,
+            "lr": 1e-9,
+            "augment": False,
+            "progress": False,
+            "img_size": 16,
+        },
+    )
     run = run_config(cfg)
     model, ft_card = load_model(run)
     assert ft_card.task == "classifier" and ft_card.distilled_block_heads is None
     assert [b.attn.num_heads for b in model.blocks] == [2, 2]
     assert ft_card.arch_kwargs["depth"] == 2 and ft_card.num_classes == 10
     assert ft_card.training["parents"] == [str(tmp_path / "student")]
-    assert torch.allclose(model.blocks[0].mlp.fc1.weight, torch.full_like(model.blocks[0].mlp.fc1.weight, 0.0123),
-                          atol=1e-6)
+    assert torch.allclose(
+        model.blocks[0].mlp.fc1.weight, torch.full_like(model.blocks[0].mlp.fc1.weight, 0.0123), atol=1e-6
+    )
 
 
 @pytest.mark.gpu
 def test_short_mixed_precision_run_on_gpu(tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU on this machine")
-    cfg = build_config(TrainConfig, {
-        "output": str(tmp_path / "gpu"), "limit_train": 256, "limit_val": 64, "epochs": 1, "batch_size": 32,
-        "amp": "auto", **TINY})
+    cfg = build_config(
+        TrainConfig,
+        {
+            "output": str(tmp_path / "gpu"),
+            "limit_train": 256,
+            "limit_val": 64,
+            "epochs": 1,
+            "batch_size": 32,
+            "amp": "auto",
+            **TINY,
+        },
+    )
     run = run_config(cfg)
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     assert record["step"] == 8 and record["val_n"] == 64

@@ -13,19 +13,22 @@ from tinymim.cli import main
 from tinymim.errors import ConfigError
 
 
-@pytest.mark.parametrize("values,message", [
-    ({"lr": -1.0}, "'lr' must be positive"),
-    ({"batch_size": 0}, "'batch_size' must be >= 1"),
-    ({"data": "/no/such/folder"}, "'data': folder /no/such/folder does not exist"),
-    ({"batch_sise": 8}, "unknown config key 'batch_sise'.*Did you mean: batch_size"),
-    ({"epochs": "ten"}, "'epochs' must be an integer"),
-    ({"amp": "fp8"}, "'amp' is 'fp8'; allowed values: auto, off, bf16, fp16"),
-    ({"batch_size": 7}, "Mixup/CutMix need an even batch_size"),
-    ({"in_chans": 2}, "'in_chans' must be 1 or 3"),
-    ({"layer_decay": 1.5}, "'layer_decay' must be in \\(0, 1\\]"),
-    ({"mean": [0.5]}, "'mean' and 'std' must be given together"),
-    ({"init": "/no/ckpt"}, "'init': checkpoint /no/ckpt does not exist"),
-])
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({"lr": -1.0}, "'lr' must be positive"),
+        ({"batch_size": 0}, "'batch_size' must be >= 1"),
+        ({"data": "/no/such/folder"}, "'data': folder /no/such/folder does not exist"),
+        ({"batch_sise": 8}, "unknown config key 'batch_sise'.*Did you mean: batch_size"),
+        ({"epochs": "ten"}, "'epochs' must be an integer"),
+        ({"amp": "fp8"}, "'amp' is 'fp8'; allowed values: auto, off, bf16, fp16"),
+        ({"batch_size": 7}, "Mixup/CutMix need an even batch_size"),
+        ({"in_chans": 2}, "'in_chans' must be 1 or 3"),
+        ({"layer_decay": 1.5}, "'layer_decay' must be in \\(0, 1\\]"),
+        ({"mean": [0.5]}, "'mean' and 'std' must be given together"),
+        ({"init": "/no/ckpt"}, "'init': checkpoint /no/ckpt does not exist"),
+    ],
+)
 def test_train_config_rejects(values: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build_config(TrainConfig, values)
@@ -36,8 +39,9 @@ def test_odd_batch_is_fine_without_augmentation() -> None:
     assert cfg.batch_size == 7 and not cfg.uses_mixup
 
 
-def test_cli_exits_2_with_the_message_before_any_work(tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_exits_2_with_the_message_before_any_work(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     yaml_file = tmp_path / "c.yaml"
     yaml_file.write_text("epochs: 2\nwarmup: 1\n")

@@ -13,8 +13,16 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-ARCH_KWARGS = {"img_size": 32, "patch_size": 8, "depth": 2, "num_heads": 2, "embed_dim": 64, "in_chans": 1,
-               "num_classes": 10, "global_pool": "avg"}
+ARCH_KWARGS = {
+    "img_size": 32,
+    "patch_size": 8,
+    "depth": 2,
+    "num_heads": 2,
+    "embed_dim": 64,
+    "in_chans": 1,
+    "num_classes": 10,
+    "global_pool": "avg",
+}
 
 
 def train_tiny(steps: int = 150, seed: int = 0):
@@ -22,14 +30,22 @@ def train_tiny(steps: int = 150, seed: int = 0):
     import torch
 
     from compress.card import ModelCard, Preprocess
-    from compress.data import FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, build_datasets, eval_transform
+    from compress.data import (
+        FASHION_MNIST_CLASSES,
+        FASHION_MNIST_MEAN,
+        FASHION_MNIST_STD,
+        build_datasets,
+        eval_transform,
+    )
     from compress.models import build_from_card
 
     torch.manual_seed(seed)
     card = ModelCard(
-        arch="vit_tiny_patch16_224", arch_kwargs=dict(ARCH_KWARGS),
+        arch="vit_tiny_patch16_224",
+        arch_kwargs=dict(ARCH_KWARGS),
         preprocess=Preprocess((1, 32, 32), tuple(FASHION_MNIST_MEAN), tuple(FASHION_MNIST_STD), "bicubic", 1.0),
-        labels=tuple(FASHION_MNIST_CLASSES), data={"source": "builtin:fashion-mnist"},
+        labels=tuple(FASHION_MNIST_CLASSES),
+        data={"source": "builtin:fashion-mnist"},
     )
     model = build_from_card(card)
     data = build_datasets("builtin:fashion-mnist", in_chans=1, limit_train=steps * 32, limit_val=10, seed=seed)
@@ -67,7 +83,15 @@ def exported_bundle(tiny_checkpoint, tmp_path_factory):
     from export.command import ExportConfig, run_config
 
     out = tmp_path_factory.mktemp("bundle") / "b"
-    cfg = ExportConfig(checkpoint=str(tiny_checkpoint), out=str(out), formats=("onnx", "onnx-int8"),
-                       eval_images=200, calib_images=64, max_batch=8, latency_repeats=2, threads=1,
-                       triton_repo=str(out.parent / "triton"))
+    cfg = ExportConfig(
+        checkpoint=str(tiny_checkpoint),
+        out=str(out),
+        formats=("onnx", "onnx-int8"),
+        eval_images=200,
+        calib_images=64,
+        max_batch=8,
+        latency_repeats=2,
+        threads=1,
+        triton_repo=str(out.parent / "triton"),
+    )
     return run_config(cfg)

@@ -75,8 +75,16 @@ def test_triton_repository(exported_bundle):
 
 
 def test_failing_gate_keeps_artifact_unservable_and_exits_nonzero(tiny_checkpoint, tmp_path):
-    cfg = ExportConfig(checkpoint=str(tiny_checkpoint), out=str(tmp_path / "b"), formats=("onnx",), eval_images=50,
-                       max_batch=4, optimise=False, latency_repeats=1, gate=("fp32.min_cosine=1.5",))
+    cfg = ExportConfig(
+        checkpoint=str(tiny_checkpoint),
+        out=str(tmp_path / "b"),
+        formats=("onnx",),
+        eval_images=50,
+        max_batch=4,
+        optimise=False,
+        latency_repeats=1,
+        gate=("fp32.min_cosine=1.5",),
+    )
     r = run_config(cfg)
     assert r.exit_code == 3 and r.failed == ["onnx-fp32"]
     bundle = load_bundle(r.bundle)
@@ -94,8 +102,23 @@ def test_tensorrt_requested_without_gpu_fails_at_once(tmp_path):
 
 
 def test_cli_exports_onnx(tiny_checkpoint, tmp_path, capsys):
-    code = main(["export", str(tiny_checkpoint), "--out", str(tmp_path / "cli"), "--formats", "onnx",
-                 "--eval-images", "50", "--max-batch", "4", "--no-optimise", "--latency-repeats", "1"])
+    code = main(
+        [
+            "export",
+            str(tiny_checkpoint),
+            "--out",
+            str(tmp_path / "cli"),
+            "--formats",
+            "onnx",
+            "--eval-images",
+            "50",
+            "--max-batch",
+            "4",
+            "--no-optimise",
+            "--latency-repeats",
+            "1",
+        ]
+    )
     assert code == 0
     assert "onnx-fp32" in capsys.readouterr().out
     assert load_bundle(tmp_path / "cli").artifact("onnx-fp32").servable
@@ -111,8 +134,15 @@ def test_bad_config_values():
 
 
 def _cfg(ckpt, tmp_path, **kw):
-    base = dict(checkpoint=str(ckpt), out=str(tmp_path / "b"), formats=("onnx",), eval_images=20, max_batch=2,
-                optimise=False, latency_repeats=1)
+    base = dict(
+        checkpoint=str(ckpt),
+        out=str(tmp_path / "b"),
+        formats=("onnx",),
+        eval_images=20,
+        max_batch=2,
+        optimise=False,
+        latency_repeats=1,
+    )
     return ExportConfig(**{**base, **kw})
 
 

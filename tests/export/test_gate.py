@@ -57,8 +57,15 @@ def _copy_bundle(exported_bundle, tmp_path):
 def test_gate_passes_the_good_artifact(exported_bundle, gate_inputs, tmp_path):
     bundle = load_bundle(_copy_bundle(exported_bundle, tmp_path))
     images, labels, ref = gate_inputs
-    verdict = gate_artifact(bundle, bundle.artifact("onnx-fp32"), images, labels, ref,
-                            thresholds=DEFAULT_THRESHOLDS["fp32"], batches=(1, 7, 8))
+    verdict = gate_artifact(
+        bundle,
+        bundle.artifact("onnx-fp32"),
+        images,
+        labels,
+        ref,
+        thresholds=DEFAULT_THRESHOLDS["fp32"],
+        batches=(1, 7, 8),
+    )
     assert verdict["passed"], verdict["failures"]
     assert verdict["worst"]["agreement"] == 1.0
     assert set(verdict["per_batch"]) == {"1", "7", "8"}
@@ -73,7 +80,9 @@ def test_gate_rejects_perturbed_weights(exported_bundle, gate_inputs, tmp_path):
     for init in model.graph.initializer:  # perturb every weight matrix by 60 % noise: a broken conversion
         w = numpy_helper.to_array(init)
         if w.ndim == 2 and w.size >= 64 * 64:
-            init.CopyFrom(numpy_helper.from_array(w + 0.6 * w.std() * rng.standard_normal(w.shape).astype(w.dtype), init.name))
+            init.CopyFrom(
+                numpy_helper.from_array(w + 0.6 * w.std() * rng.standard_normal(w.shape).astype(w.dtype), init.name)
+            )
             damaged += 1
     assert damaged >= 4
     onnx.save(model, str(path))
@@ -96,6 +105,7 @@ def test_artifact_changed_after_export_is_refused(exported_bundle, gate_inputs, 
         load_bundle(root)
     bundle = load_bundle(root, verify=False)
     images, labels, ref = gate_inputs
-    verdict = gate_artifact(bundle, bundle.artifact("onnx-fp32"), images, labels, ref,
-                            thresholds=DEFAULT_THRESHOLDS["fp32"], batches=(8,))
+    verdict = gate_artifact(
+        bundle, bundle.artifact("onnx-fp32"), images, labels, ref, thresholds=DEFAULT_THRESHOLDS["fp32"], batches=(8,)
+    )
     assert not verdict["passed"] and "changed after export" in verdict["failures"][0]

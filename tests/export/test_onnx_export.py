@@ -11,7 +11,12 @@ import torch
 
 from export.errors import ConversionError
 from export.onnx_export import (
-    artifact_metadata, check_batches, check_graph, export_onnx, read_metadata, verify_onnx,
+    artifact_metadata,
+    check_batches,
+    check_graph,
+    export_onnx,
+    read_metadata,
+    verify_onnx,
 )
 
 SHAPE = (1, 32, 32)
@@ -20,8 +25,18 @@ SHAPE = (1, 32, 32)
 @pytest.fixture(scope="module")
 def tiny_vit():
     torch.manual_seed(0)
-    return timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, depth=2,
-                             embed_dim=64, num_heads=2, in_chans=1, num_classes=10, global_pool="avg").eval()
+    return timm.create_model(
+        "vit_tiny_patch16_224",
+        pretrained=False,
+        img_size=32,
+        patch_size=8,
+        depth=2,
+        embed_dim=64,
+        num_heads=2,
+        in_chans=1,
+        num_classes=10,
+        global_pool="avg",
+    ).eval()
 
 
 def test_check_batches():
@@ -50,8 +65,15 @@ def test_export_is_dynamic_and_matches_torch(tiny_vit, tmp_path, exporter):
 
 def test_baked_batch_is_refused(tiny_vit, tmp_path):
     path = tmp_path / "baked.onnx"
-    torch.onnx.export(tiny_vit, (torch.randn(2, *SHAPE),), str(path), dynamo=False, opset_version=17,
-                      input_names=["input"], output_names=["logits"])  # no dynamic axes: batch 2 baked in
+    torch.onnx.export(
+        tiny_vit,
+        (torch.randn(2, *SHAPE),),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["input"],
+        output_names=["logits"],
+    )  # no dynamic axes: batch 2 baked in
     with pytest.raises(ConversionError, match="batch dimension is fixed"):
         check_graph(path, input_shape=SHAPE)
 

@@ -16,9 +16,13 @@ def test_layernorm_and_softmax_stay_float(exported_bundle):
         q = onnx.load(str(root / file))
         producers = {o: n for n in q.graph.node for o in n.output}
         ops = collections.Counter(n.op_type for n in q.graph.node)
-        assert ops["LayerNormalization"] == collections.Counter(n.op_type for n in fp32.graph.node)["LayerNormalization"]
-        assert not any(n.op_type.startswith("QLinear") and n.op_type.endswith(("Softmax", "LayerNormalization"))
-                       for n in q.graph.node)
+        assert (
+            ops["LayerNormalization"] == collections.Counter(n.op_type for n in fp32.graph.node)["LayerNormalization"]
+        )
+        assert not any(
+            n.op_type.startswith("QLinear") and n.op_type.endswith(("Softmax", "LayerNormalization"))
+            for n in q.graph.node
+        )
         for node in q.graph.node:  # LayerNorm runs in float with float gamma/beta, never dequantized weights
             if node.op_type == "LayerNormalization":
                 assert all(i not in producers or producers[i].op_type != "DequantizeLinear" for i in node.input[1:])

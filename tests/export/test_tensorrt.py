@@ -27,9 +27,18 @@ def test_tensorrt_fp16_and_int8_pass_the_gate(tiny_checkpoint, tmp_path):
     from export.command import ExportConfig, run_config
     from serve.bundle import load_bundle
 
-    r = run_config(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(tmp_path / "b"),
-                                formats=("onnx", "tensorrt-fp16", "tensorrt-int8"), eval_images=200,
-                                calib_images=64, max_batch=8, latency_repeats=2, triton_repo=str(tmp_path / "t")))
+    r = run_config(
+        ExportConfig(
+            checkpoint=str(tiny_checkpoint),
+            out=str(tmp_path / "b"),
+            formats=("onnx", "tensorrt-fp16", "tensorrt-int8"),
+            eval_images=200,
+            calib_images=64,
+            max_batch=8,
+            latency_repeats=2,
+            triton_repo=str(tmp_path / "t"),
+        )
+    )
     bundle = load_bundle(r.bundle)
     for name in ("tensorrt-fp16", "tensorrt-int8"):
         a = bundle.artifact(name)
@@ -48,8 +57,17 @@ def test_engine_with_mismatched_sidecar_does_not_load(tiny_checkpoint, tmp_path)
     from serve.bundle import load_bundle
     from serve.runtimes import open_runtime
 
-    r = run_config(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(tmp_path / "b"), formats=("tensorrt-fp16",),
-                                eval_images=50, max_batch=4, latency_repeats=1, optimise=False))
+    r = run_config(
+        ExportConfig(
+            checkpoint=str(tiny_checkpoint),
+            out=str(tmp_path / "b"),
+            formats=("tensorrt-fp16",),
+            eval_images=50,
+            max_batch=4,
+            latency_repeats=1,
+            optimise=False,
+        )
+    )
     bundle = load_bundle(r.bundle)
     a = bundle.artifact("tensorrt-fp16")
     side_path = r.bundle / (a.file + ".json")

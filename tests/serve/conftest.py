@@ -36,27 +36,51 @@ def build_tiny_bundle(root: Path, *, in_chans: int = 3, name: str = "tiny-vit", 
 
     torch.manual_seed(seed)
     model = timm.create_model(
-        "vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, depth=2, num_heads=2,
-        embed_dim=32, num_classes=len(LABELS), in_chans=in_chans,
+        "vit_tiny_patch16_224",
+        pretrained=False,
+        img_size=32,
+        patch_size=8,
+        depth=2,
+        num_heads=2,
+        embed_dim=32,
+        num_classes=len(LABELS),
+        in_chans=in_chans,
     ).eval()
     root.mkdir(parents=True, exist_ok=True)
     onnx_path = root / "model.onnx"
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (torch.randn(2, in_chans, 32, 32),), str(onnx_path), input_names=["input"],
-            output_names=["logits"], opset_version=17, dynamo=False,
+            model,
+            (torch.randn(2, in_chans, 32, 32),),
+            str(onnx_path),
+            input_names=["input"],
+            output_names=["logits"],
+            opset_version=17,
+            dynamo=False,
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
         )
     mean, std = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]) if in_chans == 3 else ([0.5], [0.25])
     pre = {"input_size": [in_chans, 32, 32], "mean": mean, "std": std, "interpolation": "bicubic", "crop_pct": 1.0}
     bundle = Bundle(
-        model_name=name, labels=list(LABELS), preprocess=pre,
-        input=TensorSpec("input", "FP32", [-1, in_chans, 32, 32]), output=TensorSpec("logits", "FP32", [-1, len(LABELS)]),
+        model_name=name,
+        labels=list(LABELS),
+        preprocess=pre,
+        input=TensorSpec("input", "FP32", [-1, in_chans, 32, 32]),
+        output=TensorSpec("logits", "FP32", [-1, len(LABELS)]),
         max_batch=MAX_BATCH,
-        artifacts=[Artifact(name="onnx-fp32", file="model.onnx", format="onnx", precision="fp32",
-                            runtime="onnxruntime", sha256=sha256_file(onnx_path), gate={"passed": True},
-                            latency_ms={"1": 0.5})],
+        artifacts=[
+            Artifact(
+                name="onnx-fp32",
+                file="model.onnx",
+                format="onnx",
+                precision="fp32",
+                runtime="onnxruntime",
+                sha256=sha256_file(onnx_path),
+                gate={"passed": True},
+                latency_ms={"1": 0.5},
+            )
+        ],
         source={"note": "tests/serve fixture, random init"},
     )
     bundle.save(root)

@@ -28,7 +28,9 @@ def image_bytes(seed: int, size: tuple[int, int] = (40, 30), fmt: str = "PNG", m
 ServerProc = ServerProcess
 
 
-def start_server(bundle: Path, log_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90) -> ServerProc:
+def start_server(
+    bundle: Path, log_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90
+) -> ServerProc:
     """`tinymim serve BUNDLE --port FREE ARGS` as a subprocess (one thread each); returns once ready."""
     port = free_port()
     env = {"OMP_NUM_THREADS": "1", "TINYMIM_THREADS": "1", "TINYMIM_PREPROCESS_WORKERS": "2", **(env or {})}

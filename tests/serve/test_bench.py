@@ -18,8 +18,18 @@ def test_online_and_offline_report(server, tiny, tmp_path, protocol):
     imgs.mkdir()
     for i in range(3):
         (imgs / f"{i}.png").write_bytes(image_bytes(i))
-    cfg = BenchConfig(url=server.url, offline=str(tiny.path), concurrency=(1, 4), requests=40, protocol=protocol,
-                      images=str(imgs), out=str(tmp_path / "out"), batch_sizes=(1, 4), threads=1, warmup=2)
+    cfg = BenchConfig(
+        url=server.url,
+        offline=str(tiny.path),
+        concurrency=(1, 4),
+        requests=40,
+        protocol=protocol,
+        images=str(imgs),
+        out=str(tmp_path / "out"),
+        batch_sizes=(1, 4),
+        threads=1,
+        warmup=2,
+    )
     report = run_bench(cfg)
     levels = report["online"]["levels"]
     assert [lv["concurrency"] for lv in levels] == [1, 4]
@@ -44,8 +54,24 @@ def test_errors_are_counted_by_status(server, tmp_path):
 
 
 def test_cli_offline_and_validation(tiny, tmp_path, capsys):
-    assert main(["bench", "--offline", str(tiny.path), "--requests", "5", "--batch-sizes", "1,2", "--threads", "1",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--offline",
+                str(tiny.path),
+                "--requests",
+                "5",
+                "--batch-sizes",
+                "1,2",
+                "--threads",
+                "1",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     assert "samples/s" in capsys.readouterr().out
     assert json.loads((tmp_path / "bench.json").read_text())["offline"]["batches"][1]["batch_size"] == 2
     with pytest.raises(ConfigError, match="URL"):

@@ -28,6 +28,8 @@ def test_default_target_is_small_cpu_image_and_gpu_target_exists():
 
 
 def test_dockerignore_keeps_the_context_small():
-    lines = [ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    lines = [
+        ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines() if ln.strip() and not ln.startswith("#")
+    ]
     assert lines[0] == "*" and "!serve/" in lines and "!tinymim/" in lines and "!pyproject.toml" in lines
     assert not any(ln.startswith("!") and ("runs" in ln or ".venv" in ln) for ln in lines)

@@ -43,8 +43,9 @@ def test_tritonclient_unchanged(server, reference):
 
     imgs = [image_bytes(21), image_bytes(22, fmt="JPEG", size=(64, 48))]
     want = reference(imgs)
-    x = Preprocessor.from_spec({"input_size": [3, 32, 32], "mean": [0.485, 0.456, 0.406],
-                                "std": [0.229, 0.224, 0.225]}).batch(imgs)
+    x = Preprocessor.from_spec(
+        {"input_size": [3, 32, 32], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    ).batch(imgs)
     # FP32 tensor, client defaults (binary input, binary output)
     inp = httpclient.InferInput("input", list(x.shape), "FP32")
     inp.set_data_from_numpy(x)
@@ -58,8 +59,12 @@ def test_tritonclient_unchanged(server, reference):
     for shape in ([2], [2, 1]):
         inp = httpclient.InferInput("input", shape, "BYTES")
         inp.set_data_from_numpy(np.array(imgs, dtype=np.object_).reshape(shape))
-        res = c.infer(MODEL, [inp], outputs=[httpclient.InferRequestedOutput("logits", class_count=2)],
-                      request_compression_algorithm="gzip")
+        res = c.infer(
+            MODEL,
+            [inp],
+            outputs=[httpclient.InferRequestedOutput("logits", class_count=2)],
+            request_compression_algorithm="gzip",
+        )
         top = res.as_numpy("logits")
         assert top.shape == (2, 2)
         assert [int(e.split(b":")[1]) for e in top[:, 0]] == list(want.argmax(1))
@@ -75,16 +80,19 @@ async def _burst(url: str, bodies: list[tuple[str, bytes, dict]], concurrency: i
 
 def _v2_bytes(img: bytes) -> tuple[str, bytes, dict]:
     blob = struct.pack("<I", len(img)) + img
-    head = (b'{"inputs":[{"name":"input","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":%d}}]}'
-            % len(blob))
+    head = b'{"inputs":[{"name":"input","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":%d}}]}' % len(
+        blob
+    )
     return f"/v2/models/{MODEL}/infer", head + blob, {"Inference-Header-Content-Length": str(len(head))}
 
 
 def test_concurrent_requests_are_batched(server, reference):
     before = httpx.get(server.url + "/metrics").text
     imgs = [image_bytes(100 + i) for i in range(48)]
-    bodies = [_v2_bytes(im) if i % 2 else ("/v1/classify?top_k=1", im, {"content-type": "image/png"})
-              for i, im in enumerate(imgs)]
+    bodies = [
+        _v2_bytes(im) if i % 2 else ("/v1/classify?top_k=1", im, {"content-type": "image/png"})
+        for i, im in enumerate(imgs)
+    ]
     rs = asyncio.run(_burst(server.url, bodies, 24))
     assert all(r.status_code == 200 for r in rs), [r.text for r in rs if r.status_code != 200][:3]
     want = reference(imgs)
@@ -95,15 +103,27 @@ def test_concurrent_requests_are_batched(server, reference):
             assert r.json()["predictions"][0]["indices"][0] == int(want[i].argmax())
     after = httpx.get(server.url + "/metrics").text
     n = _metric(after, "tinymim_batch_size_count") - _metric(before, "tinymim_batch_size_count")
-    singles = _metric(after, 'tinymim_batch_size_bucket{le="1.0"}') - _metric(before, 'tinymim_batch_size_bucket{le="1.0"}')
+    singles = _metric(after, 'tinymim_batch_size_bucket{le="1.0"}') - _metric(
+        before, 'tinymim_batch_size_bucket{le="1.0"}'
+    )
     total = _metric(after, "tinymim_batch_size_sum") - _metric(before, "tinymim_batch_size_sum")
     assert total == 48 and n < 48 and singles < n, (n, singles)  # some batches held more than one sample
 
 
 def test_overload_sheds_with_503_and_never_mixes_answers(tiny, tmp_path, reference):
     # The queue (4) can never fill a batch (8), so every batch waits the full 200 ms: the burst overflows it.
-    srv = start_server(tiny.path, tmp_path, "--max-queue", "4", "--max-batch-size", "8",
-                       "--max-queue-delay-ms", "200", "--batch-policy", "always")
+    srv = start_server(
+        tiny.path,
+        tmp_path,
+        "--max-queue",
+        "4",
+        "--max-batch-size",
+        "8",
+        "--max-queue-delay-ms",
+        "200",
+        "--batch-policy",
+        "always",
+    )
     try:
         imgs = [image_bytes(300 + i, fmt="JPEG") for i in range(64)]
         rs = asyncio.run(_burst(srv.url, [_v2_bytes(im) for im in imgs], 64))
@@ -129,8 +149,12 @@ def test_sigterm_drains_in_flight_requests(tiny, tmp_path, reference):
 
     def send(i: int) -> None:
         try:
-            results[i] = httpx.post(srv.url + f"/v2/models/{MODEL}/infer", content=_v2_bytes(imgs[i])[1],
-                                    headers=_v2_bytes(imgs[i])[2], timeout=30)
+            results[i] = httpx.post(
+                srv.url + f"/v2/models/{MODEL}/infer",
+                content=_v2_bytes(imgs[i])[1],
+                headers=_v2_bytes(imgs[i])[2],
+                timeout=30,
+            )
         except Exception as err:  # noqa: BLE001 - recorded and asserted below
             results[i] = err
 
@@ -166,7 +190,10 @@ def test_sigterm_drains_in_flight_requests(tiny, tmp_path, reference):
 def test_rss_does_not_grow(server):
     imgs = [image_bytes(700 + i) for i in range(16)]
     x = np.zeros((1, 3, 32, 32), np.float32)
-    head = b'{"inputs":[{"name":"input","shape":[1,3,32,32],"datatype":"FP32","parameters":{"binary_data_size":%d}}]}' % x.nbytes
+    head = (
+        b'{"inputs":[{"name":"input","shape":[1,3,32,32],"datatype":"FP32","parameters":{"binary_data_size":%d}}]}'
+        % x.nbytes
+    )
     tensor_req = (f"/v2/models/{MODEL}/infer", head + x.tobytes(), {"Inference-Header-Content-Length": str(len(head))})
     samples = []
 

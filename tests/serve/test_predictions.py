@@ -22,8 +22,13 @@ CASES = [((40, 30), "PNG"), ((32, 32), "PNG"), ((64, 96), "JPEG"), ((100, 37), "
 def test_served_logits_equal_pytorch_eval_transform(which, request):
     tb = request.getfixturevalue(which)
     c = tb.preprocess["input_size"][0]
-    tf = create_transform(input_size=tuple(tb.preprocess["input_size"]), interpolation="bicubic", crop_pct=1.0,
-                          mean=tuple(tb.preprocess["mean"]), std=tuple(tb.preprocess["std"]))
+    tf = create_transform(
+        input_size=tuple(tb.preprocess["input_size"]),
+        interpolation="bicubic",
+        crop_pct=1.0,
+        mean=tuple(tb.preprocess["mean"]),
+        std=tuple(tb.preprocess["std"]),
+    )
     imgs = [image_bytes(10 + i, size=s, fmt=f) for i, (s, f) in enumerate(CASES)]
     with torch.no_grad():
         x = torch.stack([tf(Image.open(io.BytesIO(b)).convert("L" if c == 1 else "RGB")) for b in imgs])
@@ -41,8 +46,16 @@ def test_served_logits_equal_pytorch_eval_transform(which, request):
         # Raw logits through v2 (BYTES, JSON base64), all four images in one request.
         import base64
 
-        req = {"inputs": [{"name": "input", "shape": [len(imgs)], "datatype": "BYTES",
-                           "data": [base64.b64encode(b).decode() for b in imgs]}]}
+        req = {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [len(imgs)],
+                    "datatype": "BYTES",
+                    "data": [base64.b64encode(b).decode() for b in imgs],
+                }
+            ]
+        }
         r = client.post(f"/v2/models/{name}/infer", json=req)
         assert r.status_code == 200, r.text
         got = np.array(r.json()["outputs"][0]["data"]).reshape(want.shape)

@@ -30,8 +30,13 @@ def test_settings_from_env_and_flags(tiny, monkeypatch):
 
 @pytest.mark.parametrize(
     ("kw", "needle"),
-    [({"port": 70000}, "port"), ({"max_queue": 0}, "max_queue"), ({"max_queue_delay_ms": -1}, "max_queue_delay_ms"),
-     ({"bogus": 1}, "bogus"), ({"device": "tpu"}, "device")],
+    [
+        ({"port": 70000}, "port"),
+        ({"max_queue": 0}, "max_queue"),
+        ({"max_queue_delay_ms": -1}, "max_queue_delay_ms"),
+        ({"bogus": 1}, "bogus"),
+        ({"device": "tpu"}, "device"),
+    ],
 )
 def test_settings_rejects_bad_values(tiny, kw, needle):
     with pytest.raises(ConfigError, match=needle):
@@ -54,12 +59,30 @@ def _multi_artifact_bundle(tiny, tmp_path, *, int8_gate: bool):
     shutil.copy(root / "model.onnx", root / "model.fp16.plan")
     d = json.loads((root / "bundle.json").read_text())
     d["artifacts"][0]["latency_ms"] = {"1": 3.0}
-    d["artifacts"].append(Artifact("onnx-int8", "model.int8.onnx", "onnx", "int8", "onnxruntime",
-                                   sha256_file(root / "model.int8.onnx"), gate={"passed": int8_gate},
-                                   latency_ms={"1": 1.5}).__dict__)
-    d["artifacts"].append(Artifact("tensorrt-fp16", "model.fp16.plan", "tensorrt", "fp16", "tensorrt",
-                                   sha256_file(root / "model.fp16.plan"), gate={"passed": True},
-                                   latency_ms={"1": 0.2}).__dict__)
+    d["artifacts"].append(
+        Artifact(
+            "onnx-int8",
+            "model.int8.onnx",
+            "onnx",
+            "int8",
+            "onnxruntime",
+            sha256_file(root / "model.int8.onnx"),
+            gate={"passed": int8_gate},
+            latency_ms={"1": 1.5},
+        ).__dict__
+    )
+    d["artifacts"].append(
+        Artifact(
+            "tensorrt-fp16",
+            "model.fp16.plan",
+            "tensorrt",
+            "fp16",
+            "tensorrt",
+            sha256_file(root / "model.fp16.plan"),
+            gate={"passed": True},
+            latency_ms={"1": 0.2},
+        ).__dict__
+    )
     (root / "bundle.json").write_text(json.dumps(d))
     return load_bundle(root)
 
@@ -106,8 +129,17 @@ def test_cli_reports_an_unservable_bundle_cleanly(tiny, tmp_path, capsys):
     shutil.copytree(tiny.path, root)
     shutil.move(root / "model.onnx", root / "model.fp16.plan")
     d = json.loads((root / "bundle.json").read_text())
-    d["artifacts"] = [Artifact("tensorrt-fp16", "model.fp16.plan", "tensorrt", "fp16", "tensorrt",
-                               sha256_file(root / "model.fp16.plan"), gate={"passed": True}).__dict__]
+    d["artifacts"] = [
+        Artifact(
+            "tensorrt-fp16",
+            "model.fp16.plan",
+            "tensorrt",
+            "fp16",
+            "tensorrt",
+            sha256_file(root / "model.fp16.plan"),
+            gate={"passed": True},
+        ).__dict__
+    ]
     (root / "bundle.json").write_text(json.dumps(d))
     try:
         import tensorrt  # noqa: F401

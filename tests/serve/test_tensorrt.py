@@ -26,11 +26,22 @@ def test_auto_serves_tensorrt_and_matches_onnx(tiny, tmp_path):
 
     root = tmp_path / "trt"
     shutil.copytree(tiny.path, root)
-    build.build_engine(root / "model.onnx", root / "model.fp16.plan", precision="fp16", input_shape=(3, 32, 32), max_batch=8)
+    build.build_engine(
+        root / "model.onnx", root / "model.fp16.plan", precision="fp16", input_shape=(3, 32, 32), max_batch=8
+    )
     d = json.loads((root / "bundle.json").read_text())
-    d["artifacts"].append(Artifact("tensorrt-fp16", "model.fp16.plan", "tensorrt", "fp16", "tensorrt",
-                                   sha256_file(root / "model.fp16.plan"), gate={"passed": True},
-                                   latency_ms={"1": 0.01}).__dict__)
+    d["artifacts"].append(
+        Artifact(
+            "tensorrt-fp16",
+            "model.fp16.plan",
+            "tensorrt",
+            "fp16",
+            "tensorrt",
+            sha256_file(root / "model.fp16.plan"),
+            gate={"passed": True},
+            latency_ms={"1": 0.01},
+        ).__dict__
+    )
     (root / "bundle.json").write_text(json.dumps(d))
     x = np.random.default_rng(0).standard_normal((5, 3, 32, 32)).astype(np.float32)
     req = {"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}

@@ -97,7 +97,10 @@ def test_api_key(tiny):
         r = c.post("/v1/classify", content=image_bytes(1))
         assert r.status_code == 401 and "API key" in r.json()["error"]
         assert c.get("/v2/models/tiny-vit", headers={"Authorization": "Bearer nope"}).status_code == 401
-        assert c.post("/v1/classify", content=image_bytes(1), headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert (
+            c.post("/v1/classify", content=image_bytes(1), headers={"Authorization": "Bearer s3cret"}).status_code
+            == 200
+        )
         assert c.get("/v2/models/tiny-vit", headers={"X-API-Key": "s3cret"}).status_code == 200
 
 
@@ -149,6 +152,11 @@ def test_metrics_exposition(client):
     text = client.get("/metrics").text
     assert 'tinymim_requests_total{method="POST",route="/v1/classify",status="200"}' in text
     assert 'route="unmatched",status="404"' in text
-    for name in ("tinymim_queue_seconds_bucket", "tinymim_preprocess_seconds_bucket",
-                 "tinymim_inference_seconds_bucket", "tinymim_batch_size_bucket", "tinymim_queue_depth"):
+    for name in (
+        "tinymim_queue_seconds_bucket",
+        "tinymim_preprocess_seconds_bucket",
+        "tinymim_inference_seconds_bucket",
+        "tinymim_batch_size_bucket",
+        "tinymim_queue_depth",
+    ):
         assert name in text

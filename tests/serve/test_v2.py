@@ -42,7 +42,11 @@ def _parse_binary_response(r) -> tuple[dict, bytes]:
 def test_server_and_model_metadata(client):
     meta = client.get("/v2").json()
     assert meta["name"] == "tinymim" and set(meta["extensions"]) == {
-        "binary_tensor_data", "classification", "model_configuration", "statistics"}
+        "binary_tensor_data",
+        "classification",
+        "model_configuration",
+        "statistics",
+    }
     m = client.get("/v2/models/tiny-vit").json()
     assert m["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 3, 32, 32]}]
     assert m["outputs"] == [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}]
@@ -50,8 +54,13 @@ def test_server_and_model_metadata(client):
     assert client.get("/v2/models/tiny-vit/versions/1").json() == m
     assert client.get("/v2/models/tiny-vit/versions/1/ready").status_code == 200
     assert client.get("/v2/models/tiny-vit/ready").status_code == 200
-    for path in ("/v2/models/other", "/v2/models/other/ready", "/v2/models/tiny-vit/versions/2",
-                 "/v2/models/other/config", "/v2/models/tiny-vit/versions/9/infer"):
+    for path in (
+        "/v2/models/other",
+        "/v2/models/other/ready",
+        "/v2/models/tiny-vit/versions/2",
+        "/v2/models/other/config",
+        "/v2/models/tiny-vit/versions/9/infer",
+    ):
         r = client.get(path) if not path.endswith("infer") else client.post(path, content=b"{}")
         assert r.status_code == 404 and "error" in r.json(), path
 
@@ -81,9 +90,17 @@ def test_json_fp32_infer_matches_runtime(client, session):
 def test_binary_infer_and_compression(client, session, encoding):
     x = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
     body, headers = _binary(
-        {"inputs": [{"name": "input", "shape": [2, 3, 32, 32], "datatype": "FP32",
-                     "parameters": {"binary_data_size": x.nbytes}}],
-         "parameters": {"binary_data_output": True}},
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [2, 3, 32, 32],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": x.nbytes},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        },
         [x.tobytes()],
     )
     if encoding == "gzip":
@@ -103,9 +120,15 @@ def test_bytes_images_binary_and_classification(client, session, tiny, shape):
     imgs = [image_bytes(7, fmt="JPEG"), image_bytes(8, size=(50, 70))]
     blob = b"".join(struct.pack("<I", len(i)) + i for i in imgs)
     body, headers = _binary(
-        {"inputs": [{"name": "input", "shape": shape, "datatype": "BYTES", "parameters": {"binary_data_size": len(blob)}}],
-         "outputs": [{"name": "logits", "parameters": {"classification": 3}},
-                     {"name": "logits", "parameters": {"binary_data": True}}]},
+        {
+            "inputs": [
+                {"name": "input", "shape": shape, "datatype": "BYTES", "parameters": {"binary_data_size": len(blob)}}
+            ],
+            "outputs": [
+                {"name": "logits", "parameters": {"classification": 3}},
+                {"name": "logits", "parameters": {"binary_data": True}},
+            ],
+        },
         [blob],
     )
     r = client.post(INFER, content=body, headers=headers)
@@ -135,7 +158,11 @@ def test_bytes_images_json_base64(client, session, tiny):
 
 def _fp32(shape, data=None, **extra):
     n = int(np.prod(shape)) if all(d >= 0 for d in shape) else 1
-    return {"inputs": [{"name": "input", "shape": shape, "datatype": "FP32", "data": [0.0] * n if data is None else data, **extra}]}
+    return {
+        "inputs": [
+            {"name": "input", "shape": shape, "datatype": "FP32", "data": [0.0] * n if data is None else data, **extra}
+        ]
+    }
 
 
 @pytest.mark.parametrize(
@@ -146,15 +173,24 @@ def _fp32(shape, data=None, **extra):
         (_fp32([9, 3, 32, 32]), "1..8"),
         (_fp32([1, 3, 32, 32], data=["a"] * 3072), "not valid FP32"),
         (_fp32([1, 3, 32, 32], data=[float("nan")] * 3072), "NaN"),
-        ({"inputs": [{"name": "input", "shape": [1, 3, 32, 32], "datatype": "INT64", "data": [0] * 3072}]}, "must be FP32"),
+        (
+            {"inputs": [{"name": "input", "shape": [1, 3, 32, 32], "datatype": "INT64", "data": [0] * 3072}]},
+            "must be FP32",
+        ),
         ({"inputs": [{"name": "input", "shape": [1], "datatype": "WAT", "data": [0]}]}, "unknown datatype"),
         ({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": ["aGk="]}]}, "unknown input"),
-        ({"inputs": [{"name": "input", "shape": [1, 2], "datatype": "BYTES", "data": ["aGk=", "aGk="]}]}, "[B] or [B,1]"),
+        (
+            {"inputs": [{"name": "input", "shape": [1, 2], "datatype": "BYTES", "data": ["aGk=", "aGk="]}]},
+            "[B] or [B,1]",
+        ),
         ({"inputs": [{"name": "input", "shape": [1], "datatype": "BYTES", "data": ["%%%"]}]}, "base64"),
         ({"inputs": []}, "inputs"),
         ({"inputs": [{"name": "input", "shape": [1], "datatype": "BYTES", "data": ["aGk="]}]}, "identify"),
         ({**_fp32([1, 3, 32, 32]), "outputs": [{"name": "probs"}]}, "unknown output"),
-        ({**_fp32([1, 3, 32, 32]), "outputs": [{"name": "logits", "parameters": {"classification": "x"}}]}, "classification"),
+        (
+            {**_fp32([1, 3, 32, 32]), "outputs": [{"name": "logits", "parameters": {"classification": "x"}}]},
+            "classification",
+        ),
         ({**_fp32([1, 3, 32, 32]), "parameters": {"timeout": -3}}, "timeout"),
     ],
 )
@@ -166,10 +202,25 @@ def test_bad_v2_requests_are_4xx_with_message(client, payload, needle):
 
 def test_bad_binary_framing(client):
     x = np.zeros((1, 3, 32, 32), np.float32).tobytes()
-    head = json.dumps({"inputs": [{"name": "input", "shape": [1, 3, 32, 32], "datatype": "FP32",
-                                   "parameters": {"binary_data_size": len(x)}}]}).encode()
-    for hl, body in (("abc", head + x), (str(len(head) + len(x) + 5), head + x), ("5", head + x),
-                     (str(len(head)), head + x[:-4]), (str(len(head)), head + x + b"extra")):
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [1, 3, 32, 32],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": len(x)},
+                }
+            ]
+        }
+    ).encode()
+    for hl, body in (
+        ("abc", head + x),
+        (str(len(head) + len(x) + 5), head + x),
+        ("5", head + x),
+        (str(len(head)), head + x[:-4]),
+        (str(len(head)), head + x + b"extra"),
+    ):
         r = client.post(INFER, content=body, headers={HEADER_LENGTH: hl})
         assert r.status_code == 400, (hl, r.text)
     r = client.post(INFER, content=b"\x00garbage", headers={"Content-Encoding": "gzip"})
@@ -193,8 +244,15 @@ def test_gzip_bomb_refused(tiny):
 def test_statistics_count_samples_and_batches(client):
     before = client.get("/v2/models/tiny-vit/stats").json()["model_stats"][0]
     x = np.zeros((4, 3, 32, 32), np.float32)
-    assert client.post(INFER, json={"inputs": [{"name": "input", "shape": [4, 3, 32, 32], "datatype": "FP32",
-                                                "data": x.ravel().tolist()}]}).status_code == 200
+    assert (
+        client.post(
+            INFER,
+            json={
+                "inputs": [{"name": "input", "shape": [4, 3, 32, 32], "datatype": "FP32", "data": x.ravel().tolist()}]
+            },
+        ).status_code
+        == 200
+    )
     client.post(INFER, content=b"{not json")
     after = client.get("/v2/models/tiny-vit/stats").json()["model_stats"][0]
     assert after["inference_count"] - before["inference_count"] == 4
@@ -208,8 +266,10 @@ def test_statistics_count_samples_and_batches(client):
 
 def test_v2_timeout_parameter_cancels_queued_work(client):
     x = np.zeros((1, 3, 32, 32), np.float32)
-    req = {"inputs": [{"name": "input", "shape": [1, 3, 32, 32], "datatype": "FP32", "data": x.ravel().tolist()}],
-           "parameters": {"timeout": 1}}  # microseconds, as tritonclient sends it
+    req = {
+        "inputs": [{"name": "input", "shape": [1, 3, 32, 32], "datatype": "FP32", "data": x.ravel().tolist()}],
+        "parameters": {"timeout": 1},
+    }  # microseconds, as tritonclient sends it
     r = client.post(INFER, json=req)
     assert r.status_code == 503 and "timed out" in r.json()["error"] and r.headers["retry-after"]
     req["parameters"]["timeout"] = 10_000_000

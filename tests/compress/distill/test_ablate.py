@@ -12,10 +12,27 @@ from tinymim.errors import ConfigError
 
 
 def test_tiny_ablation_writes_table_json_and_chart(teacher_ckpt, tmp_path):
-    cfg = build_config(AblateConfig, dict(
-        teacher=str(teacher_ckpt), student="vit_tiny", student_depth=2, student_embed_dim=32, student_num_heads=2,
-        limit_train=64, limit_val=40, methods=("scratch", "relation", "logits"), budget=1, finetune_epochs=1,
-        batch_size=16, finetune_augment=False, amp="off", device="cpu", progress=False, output=str(tmp_path / "abl")))
+    cfg = build_config(
+        AblateConfig,
+        dict(
+            teacher=str(teacher_ckpt),
+            student="vit_tiny",
+            student_depth=2,
+            student_embed_dim=32,
+            student_num_heads=2,
+            limit_train=64,
+            limit_val=40,
+            methods=("scratch", "relation", "logits"),
+            budget=1,
+            finetune_epochs=1,
+            batch_size=16,
+            finetune_augment=False,
+            amp="off",
+            device="cpu",
+            progress=False,
+            output=str(tmp_path / "abl"),
+        ),
+    )
     result = run_config(cfg)
     assert [r["method"] for r in result.rows] == ["scratch", "relation", "logits"]
     assert result.teacher_top1 is not None and 0 <= result.teacher_top1 <= 100

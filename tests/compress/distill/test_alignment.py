@@ -50,10 +50,16 @@ def test_freeze_report_relation(make_vit):
     student = make_vit(depth=2)
     report = freeze_unused(student, "qkv")
     frozen = set(report.frozen)
-    assert {"blocks.1.attn.proj.weight", "blocks.1.mlp.fc1.weight", "blocks.1.norm2.weight",
-            "norm.weight", "head.weight"} <= frozen
-    assert not any(n.startswith(("blocks.0.", "blocks.1.norm1.", "blocks.1.attn.qkv.", "patch_embed", "pos_embed"))
-                   for n in frozen)
+    assert {
+        "blocks.1.attn.proj.weight",
+        "blocks.1.mlp.fc1.weight",
+        "blocks.1.norm2.weight",
+        "norm.weight",
+        "head.weight",
+    } <= frozen
+    assert not any(
+        n.startswith(("blocks.0.", "blocks.1.norm1.", "blocks.1.attn.qkv.", "patch_embed", "pos_embed")) for n in frozen
+    )
     # exactly the parameters without gradient are frozen
     out = partial_forward(student, torch.randn(2, 1, 16, 16), 1, {"qkv"})
     sum(t.square().mean() for t in out["qkv"]).backward()

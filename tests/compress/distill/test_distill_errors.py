@@ -25,9 +25,16 @@ def _save(model, path: Path) -> str:
 
 def test_teacher_weights_that_do_not_fit(tiny_distill, tmp_path, make_vit):
     weights = _save(make_vit(depth=2, embed_dim=48, num_heads=3, in_chans=3), tmp_path / "w.safetensors")
-    cfg = tiny_distill(teacher="vit_tiny", teacher_weights=weights, teacher_mean=(0.5,) * 3, teacher_std=(0.5,) * 3,
-                       teacher_img_size=16)
-    with pytest.raises(CheckpointError, match=r"(?s)do not fit vit_tiny_patch16_224.*missing keys \(120\): blocks\.10\.") as err:
+    cfg = tiny_distill(
+        teacher="vit_tiny",
+        teacher_weights=weights,
+        teacher_mean=(0.5,) * 3,
+        teacher_std=(0.5,) * 3,
+        teacher_img_size=16,
+    )
+    with pytest.raises(
+        CheckpointError, match=r"(?s)do not fit vit_tiny_patch16_224.*missing keys \(120\): blocks\.10\."
+    ) as err:
         run_config(cfg)
     assert "mis-shaped" in str(err.value)  # 48 wide vs vit_tiny's 192
     _no_training(cfg)
@@ -43,8 +50,15 @@ def test_relation_with_cnn_teacher_suggests_logits(tiny_distill, tmp_path):
     resnet = timm.create_model("resnet10t", pretrained=False, num_classes=10, in_chans=1)
     weights = _save(resnet, tmp_path / "r.safetensors")
     for method in ("relation", "feature"):
-        cfg = tiny_distill(teacher="resnet10t", teacher_weights=weights, teacher_mean=(0.3,), teacher_std=(0.35,),
-                           teacher_img_size=16, student_patch_size=4, method=method)
+        cfg = tiny_distill(
+            teacher="resnet10t",
+            teacher_weights=weights,
+            teacher_mean=(0.3,),
+            teacher_std=(0.35,),
+            teacher_img_size=16,
+            student_patch_size=4,
+            method=method,
+        )
         with pytest.raises(DistillError, match="use --method logits"):
             run_config(cfg)
         _no_training(cfg)

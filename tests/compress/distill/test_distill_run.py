@@ -39,9 +39,16 @@ def test_logits_from_a_resnet_teacher(tiny_distill, tmp_path):
     resnet = timm.create_model("resnet10t", pretrained=False, num_classes=10, in_chans=1)
     weights = tmp_path / "resnet.safetensors"
     save_file({k: v.contiguous() for k, v in resnet.state_dict().items()}, str(weights))
-    cfg = tiny_distill(teacher="resnet10t", teacher_weights=str(weights), teacher_mean=(0.286,),
-                       teacher_std=(0.353,), teacher_img_size=16, student_patch_size=4, method="logits_hard",
-                       alpha=0.5)
+    cfg = tiny_distill(
+        teacher="resnet10t",
+        teacher_weights=str(weights),
+        teacher_mean=(0.286,),
+        teacher_std=(0.353,),
+        teacher_img_size=16,
+        student_patch_size=4,
+        method="logits_hard",
+        alpha=0.5,
+    )
     run = run_config(cfg)
     _, card = load_model(run)
     assert card.task == "classifier" and card.distilled_block_heads is None
@@ -50,9 +57,13 @@ def test_logits_from_a_resnet_teacher(tiny_distill, tmp_path):
 
 
 def test_chain_each_student_teaches_the_next(tiny_distill, tmp_path):
-    cfg = tiny_distill(output=str(tmp_path / "chain"), stages=(
-        {"student": "vit_small", "student_embed_dim": 48, "student_num_heads": 3},
-        {"student": "vit_tiny", "student_embed_dim": 32, "student_num_heads": 2}))
+    cfg = tiny_distill(
+        output=str(tmp_path / "chain"),
+        stages=(
+            {"student": "vit_small", "student_embed_dim": 48, "student_num_heads": 3},
+            {"student": "vit_tiny", "student_embed_dim": 32, "student_num_heads": 2},
+        ),
+    )
     final = run_config(cfg)
     assert final == tmp_path / "chain" / "stage2_vit_tiny"
     _, first = load_model(tmp_path / "chain" / "stage1_vit_small")
@@ -63,15 +74,39 @@ def test_chain_each_student_teaches_the_next(tiny_distill, tmp_path):
 
 
 def test_sigkill_then_resume_matches_uninterrupted(teacher_ckpt, tmp_path):
-    args = ["distill", "--teacher", str(teacher_ckpt), *STUDENT, "--limit-train", "256", "--limit-val", "32",
-            "--epochs", "2", "--batch-size", "8", "--checkpoint-every-steps", "5", "--no-progress", "--device", "cpu",
-            "--amp", "off"]
+    args = [
+        "distill",
+        "--teacher",
+        str(teacher_ckpt),
+        *STUDENT,
+        "--limit-train",
+        "256",
+        "--limit-val",
+        "32",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--checkpoint-every-steps",
+        "5",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--amp",
+        "off",
+    ]
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    done = subprocess.run(tinymim_cmd(*args, "--output", str(ref)), cwd=ROOT, env=cli_env(), capture_output=True,
-                          text=True, timeout=240)
+    done = subprocess.run(
+        tinymim_cmd(*args, "--output", str(ref)), cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=240
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    proc = subprocess.Popen(tinymim_cmd(*args, "--output", str(killed)), cwd=ROOT, env=cli_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        tinymim_cmd(*args, "--output", str(killed)),
+        cwd=ROOT,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     state_file = killed / "last" / "state.pt"
     deadline = time.monotonic() + 180
     while not state_file.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -82,8 +117,14 @@ def test_sigkill_then_resume_matches_uninterrupted(teacher_ckpt, tmp_path):
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     state = load_state(killed / "last" if (killed / "last").exists() else killed / ".last.old")
     assert state["epoch"] < 2
-    resumed = subprocess.run(tinymim_cmd("distill", "--resume", "--output", str(killed)), cwd=ROOT, env=cli_env(),
-                             capture_output=True, text=True, timeout=240)
+    resumed = subprocess.run(
+        tinymim_cmd("distill", "--resume", "--output", str(killed)),
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed" in resumed.stderr
     a, b = load_file(str(ref / "last" / "model.safetensors")), load_file(str(killed / "last" / "model.safetensors"))
@@ -92,10 +133,33 @@ def test_sigkill_then_resume_matches_uninterrupted(teacher_ckpt, tmp_path):
 
 def test_two_process_ddp(teacher_ckpt, tmp_path):
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "tinymim.cli", "distill", "--teacher", str(teacher_ckpt), *STUDENT, "--limit-train", "128",
-           "--limit-val", "32", "--epochs", "2", "--batch-size", "16", "--no-progress", "--device", "cpu",
-           "--output", str(run)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "tinymim.cli",
+        "distill",
+        "--teacher",
+        str(teacher_ckpt),
+        *STUDENT,
+        "--limit-train",
+        "128",
+        "--limit-val",
+        "32",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--output",
+        str(run),
+    ]
     res = subprocess.run(cmd, cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=240)
     assert res.returncode == 0, res.stderr[-4000:]
     assert "rank 1 of 2" in res.stderr

@@ -27,8 +27,11 @@ def _rel(a, b, d):
 
 # One image, one head, N = 2 tokens. Teacher heads of width 1, student heads of width 4 (own sqrt(d)).
 QT, KT, VT = [[1.0], [2.0]], [[1.0], [-1.0]], [[0.0], [1.0]]
-QS, KS, VS = ([[1.0, 0.0, 1.0, 0.0], [0.0, 2.0, 0.0, 0.0]], [[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 2.0, 0.0]],
-              [[0.5, 0.0, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0]])
+QS, KS, VS = (
+    [[1.0, 0.0, 1.0, 0.0], [0.0, 2.0, 0.0, 0.0]],
+    [[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 2.0, 0.0]],
+    [[0.5, 0.0, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0]],
+)
 
 
 def _t(x):
@@ -43,8 +46,10 @@ def test_golden_value_by_hand():
     assert math.isclose(want_qk + want_vv, 0.419174, abs_tol=1e-5)  # the number itself, pinned
     # and the generic hand formula agrees with the explicit rows above
     rel = lambda a, b, d: _rel(a, b, d)  # noqa: E731
-    gen = sum(_kl(p, q) for p, q in zip(rel(QT, KT, 1), rel(QS, KS, 4))) / 2 + \
-        sum(_kl(p, q) for p, q in zip(rel(VT, VT, 1), rel(VS, VS, 4))) / 2
+    gen = (
+        sum(_kl(p, q) for p, q in zip(rel(QT, KT, 1), rel(QS, KS, 4))) / 2
+        + sum(_kl(p, q) for p, q in zip(rel(VT, VT, 1), rel(VS, VS, 4))) / 2
+    )
     assert math.isclose(gen, want_qk + want_vv, rel_tol=1e-9)
     got = relation_loss((_t(QS), _t(KS), _t(VS)), (_t(QT), _t(KT), _t(VT)))
     assert got.item() == pytest.approx(want_qk + want_vv, abs=1e-6)

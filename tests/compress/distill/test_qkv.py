@@ -9,7 +9,6 @@ from compress.distill.errors import DistillError
 from compress.distill.qkv import extract_qkv, is_transformer
 
 
-
 def _hooked_qkv(model, x, block):
     captured = {}
     attn = model.blocks[block].attn

@@ -31,8 +31,13 @@ def test_teacher_frozen_eval_and_student_drop_path(make_vit):
 
 
 def test_optimizer_groups_and_lr_scaling(make_vit):
-    d = build_distillation(make_vit(embed_dim=64, num_heads=4), make_vit(embed_dim=48), (("feature", 1.0),),
-                           teacher_is_classifier=True, num_classes=10)
+    d = build_distillation(
+        make_vit(embed_dim=64, num_heads=4),
+        make_vit(embed_dim=48),
+        (("feature", 1.0),),
+        teacher_is_classifier=True,
+        num_classes=10,
+    )
     opt = build_optimizer(d.module, lr=scaled_lr(1.5e-4, 4096))
     assert scaled_lr(1.5e-4, 4096) == pytest.approx(2.4e-3)
     names = {id(p): n for n, p in d.module.named_parameters()}
@@ -48,8 +53,13 @@ def test_weighted_combination_sums_the_losses(make_vit):
     from compress.losses import parse_methods
 
     teacher = make_vit(embed_dim=64, num_heads=4).eval()
-    d = build_distillation(teacher, make_vit(embed_dim=48), parse_methods("relation:1.0,logits:0.5"),
-                           teacher_is_classifier=True, num_classes=10)
+    d = build_distillation(
+        teacher,
+        make_vit(embed_dim=48),
+        parse_methods("relation:1.0,logits:0.5"),
+        teacher_is_classifier=True,
+        num_classes=10,
+    )
     assert d.freeze.frozen == ()  # logits use the whole student, so nothing may be frozen
     x, y = torch.randn(4, 1, 16, 16), torch.randint(0, 10, (4,))
     out = d.loss_fn(d.module, ((x, x), y))
