@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Teacher: ViT 384 wide, 6 heads, {s['depth']} blocks, 28 px / patch {s['patch']}, trained with "
         f"`tinymim train` for {s['teacher_epochs']} epoch(s) on {s['teacher_train']} images (no augmentation). "
         f"Students: 192 wide, 3 heads, {s['depth']} blocks, {s['limit_train']} training images. Distillation "
-        f"lr {args.distill_base_lr:g}, fine-tuning lr 2e-3 (per 256), no augmentation in fine-tuning (small data). One seed: "
+        f"lr {args.distill_base_lr:g}, fine-tuning lr 2e-3 (per 256), no augmentation in fine-tuning (small data). "
+        "One seed: "
         "differences of about a point are within noise.\n\n"
     )
     (RESULTS / f"{args.name}.md").write_text(header + result.markdown() + "\n")

@@ -318,28 +318,34 @@ def _machine(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     import os
 
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs (shared), torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} logical CPUs (shared), torch {torch.__version__}"
 
 
 def _write(r: dict[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(r, indent=2))
     s, m = r["sizes"], r["median_step_s"]
-    md = f"""## Relation distillation step time (benchmarks/distill_step.py)
-
-Machine: {r["machine"]}; device {r["device"]}, amp {r["amp"]}, {r["threads"]} torch threads.
-Command: `{r["command"]}`
-
-Teacher: ViT {s["t_depth"]} blocks x {s["t_dim"]} wide ({s["t_heads"]} heads), target block {r["teacher_target_block"]} of {r["teacher_blocks"]};
-student: ViT {s["s_depth"]} blocks x {s["s_dim"]} ({s["s_heads"]} heads, last block re-split into {s["t_heads"]});
-{s["img"]} px, patch {s["patch"]}, batch {s["batch"]}. Median of {r["rounds"]} interleaved rounds of {r["steps_per_round"]} steps.
-
-| step | median s/step | img/s | ratio |
-|---|---|---|---|
-| bare bound (teacher to block {r["teacher_target_block"]} no-grad + student fwd/bwd + AdamW) | {m["bare"]:.4f} | {r["img_per_s"]["bare"]:.0f} | 1.00 |
-| `tinymim distill --method relation` code path | {m["tinymim"]:.4f} | {r["img_per_s"]["tinymim"]:.0f} | **{r["ratio_tinymim_over_bare"]:.3f}x bare** (target <= {r["target_ratio"]:.2f}) |
-| naive (whole teacher + student, attention materialised in every block) | {m["naive"]:.4f} | {r["img_per_s"]["naive"]:.0f} | tinymim is **{r["speedup_naive_over_tinymim"]:.2f}x faster** |
-"""
+    block, ips = r["teacher_target_block"], r["img_per_s"]
+    md = (
+        "## Relation distillation step time (benchmarks/distill_step.py)\n\n"
+        f"Machine: {r['machine']}; device {r['device']}, amp {r['amp']}, {r['threads']} torch threads.\n"
+        f"Command: `{r['command']}`\n\n"
+        f"Teacher: ViT {s['t_depth']} blocks x {s['t_dim']} wide ({s['t_heads']} heads), "
+        f"target block {block} of {r['teacher_blocks']};\n"
+        f"student: ViT {s['s_depth']} blocks x {s['s_dim']} ({s['s_heads']} heads, last block re-split into "
+        f"{s['t_heads']});\n"
+        f"{s['img']} px, patch {s['patch']}, batch {s['batch']}. "
+        f"Median of {r['rounds']} interleaved rounds of {r['steps_per_round']} steps.\n\n"
+        "| step | median s/step | img/s | ratio |\n"
+        "|---|---|---|---|\n"
+        f"| bare bound (teacher to block {block} no-grad + student fwd/bwd + AdamW) | {m['bare']:.4f} | "
+        f"{ips['bare']:.0f} | 1.00 |\n"
+        f"| `tinymim distill --method relation` code path | {m['tinymim']:.4f} | {ips['tinymim']:.0f} | "
+        f"**{r['ratio_tinymim_over_bare']:.3f}x bare** (target <= {r['target_ratio']:.2f}) |\n"
+        f"| naive (whole teacher + student, attention materialised in every block) | {m['naive']:.4f} | "
+        f"{ips['naive']:.0f} | tinymim is **{r['speedup_naive_over_tinymim']:.2f}x faster** |\n"
+    )
     if r["device"] == "cpu":
         md += (
             "\nGPU figure (ViT-B-width 24-block teacher -> ViT-T, 224 px, bf16, batch 128): not measured in this run; "

@@ -34,14 +34,14 @@ MODELS = {"vit_tiny": "vit_tiny_patch16_224", "vit_small": "vit_small_patch16_22
 def _cpu() -> dict[str, str]:
     flags = ""
     try:
-        flags = next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags"))
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
     except (OSError, StopIteration):
         pass
     name = next(
         (
-            l.split(":", 1)[1].strip()
-            for l in Path("/proc/cpuinfo").read_text().splitlines()
-            if l.startswith("model name")
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
         ),
         platform.processor(),
     )
@@ -169,7 +169,8 @@ def render(results: dict, meta: dict) -> str:
         "## Runtime latency (CPU): PyTorch eager vs ONNX Runtime FP32 vs INT8",
         "",
         f"Machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores visible, "
-        f"AVX512-VNNI: {meta['machine']['avx512_vnni']}; {meta['threads']} intra-op thread(s) per candidate; shared with other jobs (1-min load average before/after: "
+        f"AVX512-VNNI: {meta['machine']['avx512_vnni']}; {meta['threads']} intra-op thread(s) per candidate; "
+        "shared with other jobs (1-min load average before/after: "
         f"{meta['loadavg_1min_before_after']}; medians of interleaved runs, so ratios are fairer than absolutes). "
         f"torch {meta['tools']['torch']}, onnxruntime {meta['tools']['onnxruntime']}.",
         "",

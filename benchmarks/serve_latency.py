@@ -240,7 +240,7 @@ def main() -> int:
                 asyncio.run(served_level(url, v2_req, 16, 0.5))
             # Rounds alternate runtime-alone and served windows, so both see the same background load on this
             # shared machine; ratios are taken within a round, then the median across rounds is reported.
-            for r in range(rounds):
+            for _round in range(rounds):
                 for _ in range(20):
                     t0 = time.perf_counter()
                     pre(jpeg)
@@ -345,14 +345,16 @@ def render(r: dict) -> str:
         f"batch throughput (batch 8 or 16) median {f(r['best_offline_samples_per_s_median'])} samples/s; JPEG decode + "
         f"preprocess {f(r['preprocess_p50_ms'])} ms/image.",
         "",
-        f"| path | served p50 c=1 | baseline (runtime alone) | overhead, paired median (target <= {f(r['overhead_budget_ms'])} ms) "
+        "| path | served p50 c=1 | baseline (runtime alone) | "
+        f"overhead, paired median (target <= {f(r['overhead_budget_ms'])} ms) "
         "| p99 c=1 | req/s c=16 | c=16 throughput / best offline (target >= 0.8) |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in r["rows"]:
         lines.append(
-            f"| {row['path']} | {f(row['served_p50_c1_ms'])} ms | {f(row['baseline_ms'])} ms | {f(row['overhead_ms'])} ms "
-            f"({'meets' if row['overhead_ok'] else 'misses'}) | {f(row['p99_c1_ms'])} ms | {f(row['rps_c16_median'])} | "
+            f"| {row['path']} | {f(row['served_p50_c1_ms'])} ms | {f(row['baseline_ms'])} ms | "
+            f"{f(row['overhead_ms'])} ms ({'meets' if row['overhead_ok'] else 'misses'}) | {f(row['p99_c1_ms'])} ms | "
+            f"{f(row['rps_c16_median'])} | "
             f"{row['throughput_ratio']:.2f} ({'meets' if row['throughput_ok'] else 'misses'}) |"
         )
     lines += [

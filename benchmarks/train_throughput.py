@@ -111,7 +111,7 @@ def main() -> int:
     med_ours, med_theirs = statistics.median(ours), statistics.median(theirs)
     # Headline: best-of-N on each side (like timeit's min): on a shared machine other jobs only ever slow a
     # run down, so the fastest repeat is the least disturbed. Medians and paired ratios are reported too.
-    paired = [a / b for a, b in zip(ours, theirs)]
+    paired = [a / b for a, b in zip(ours, theirs, strict=True)]
     best_ours, best_theirs = max(ours), max(theirs)
     ratio = best_ours / best_theirs
     machine = (

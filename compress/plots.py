@@ -22,14 +22,14 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
     epochs = [h["epoch"] for h in history]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for key, label in (("train_loss", "train"), ("val_loss", "val")):
-        pts = [(e, h[key]) for e, h in zip(epochs, history) if h.get(key) is not None]
+        pts = [(e, h[key]) for e, h in zip(epochs, history, strict=True) if h.get(key) is not None]
         if pts:
-            axes[0].plot(*zip(*pts), marker="o", label=label)
+            axes[0].plot(*zip(*pts, strict=True), marker="o", label=label)
     axes[0].set_title("loss")
     for key in ("val_top1", "val_top5"):
-        pts = [(e, h[key]) for e, h in zip(epochs, history) if h.get(key) is not None]
+        pts = [(e, h[key]) for e, h in zip(epochs, history, strict=True) if h.get(key) is not None]
         if pts:
-            axes[1].plot(*zip(*pts), marker="o", label=key.removeprefix("val_"))
+            axes[1].plot(*zip(*pts, strict=True), marker="o", label=key.removeprefix("val_"))
     axes[1].set_title("validation accuracy (%)")
     axes[2].plot(epochs, [h.get("lr", float("nan")) for h in history], marker="o")
     axes[2].set_title("learning rate (end of epoch)")

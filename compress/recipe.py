@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def default_patch(arch_patch: int, img_size: int) -> int:
-    """The arch's patch if it divides ``img_size`` and leaves >= 7x7 tokens, else the largest of 8/7/4/2 that divides."""
+    """The arch's patch if it divides ``img_size`` and leaves >= 7x7 tokens, else the largest of 8/7/4/2 dividing it."""
     if img_size % arch_patch == 0 and img_size // arch_patch >= 7:
         return arch_patch
     for p in (8, 7, 4, 2):

@@ -360,7 +360,7 @@ def _average_across_ranks(stats: dict[str, float], dist: DistInfo) -> dict[str, 
     keys = sorted(k for k in stats if k not in ("step", "lr", "img_per_s", "train_time_s"))
     t = torch.tensor([stats[k] for k in keys], dtype=torch.float64)
     tdist.all_reduce(t)
-    return {**stats, **{k: float(v) / dist.world_size for k, v in zip(keys, t)}}
+    return {**stats, **{k: float(v) / dist.world_size for k, v in zip(keys, t, strict=True)}}
 
 
 def _restore(

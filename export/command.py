@@ -30,7 +30,8 @@ class ExportConfig:
     formats: tuple[str, ...] = field(
         default=(),
         metadata=field_help(
-            "comma-separated subset of onnx,onnx-int8,tensorrt-fp16,tensorrt-int8; empty = everything this machine can build"
+            "comma-separated subset of onnx,onnx-int8,tensorrt-fp16,tensorrt-int8; "
+            "empty = everything this machine can build"
         ),
     )
     eval_data: str | None = field(
@@ -72,7 +73,8 @@ class ExportConfig:
     seed: int = field(
         default=0,
         metadata=field_help(
-            "seed for the evaluation / calibration subsets (the training run's split seed from the card wins for its data)"
+            "seed for the evaluation / calibration subsets "
+            "(the training run's split seed from the card wins for its data)"
         ),
     )
 

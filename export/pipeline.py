@@ -307,7 +307,10 @@ def _decide_servable(artifacts: list[Artifact], max_batch: int, notes: list[str]
         for a in int8:
             if a is not best:
                 a.servable = False
-                a.reason = f"passed the gate, but {best.name} is faster ({best.latency_ms[key]:.2f} ms vs {a.latency_ms[key]:.2f} ms at batch {key})"
+                a.reason = (
+                    f"passed the gate, but {best.name} is faster ({best.latency_ms[key]:.2f} ms vs "
+                    f"{a.latency_ms[key]:.2f} ms at batch {key})"
+                )
     for a in artifacts:
         if not a.servable:
             notes.append(f"{a.name} not servable: {a.reason}")

@@ -41,7 +41,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{_fmt(w.get('accuracy', None) and w['accuracy'] * 100, '.2f')} | {_fmt(w.get('acc_delta'), '+.2f')} | "
             f"{_fmt(w.get('agreement', None) and w['agreement'] * 100, '.2f')} | {_fmt(w.get('cos_min'), '.5f')} | "
             f"{_fmt(w.get('cos_mean'), '.5f')} | {_fmt(w.get('max_abs_diff'), '.3g')} | "
-            f"{_fmt(lat.get('1'), '.2f')} | {_fmt(lat.get(str(report['max_batch'])), '.2f')} | {a.get('reason') or ''} |"
+            f"{_fmt(lat.get('1'), '.2f')} | {_fmt(lat.get(str(report['max_batch'])), '.2f')} | "
+            f"{a.get('reason') or ''} |"
         )
     opt = report.get("graph_optimisation") or {}
     if opt:
@@ -76,7 +77,7 @@ def plot_accuracy_latency(report: dict[str, Any], path: Path) -> None:
 
     batches = ["1", str(report["max_batch"])]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for ax, b in zip(axes, batches):
+    for ax, b in zip(axes, batches, strict=True):
         for a in report["artifacts"]:
             ms = a.get("latency_ms", {}).get(b)
             acc = a.get("gate", {}).get("worst", {}).get("accuracy")

@@ -96,7 +96,7 @@ def load_eval_set(card: Any, eval_data: str | None, *, eval_images: int, calib_i
             f"evaluation data {data} has classes {list(bundle.classes)[:12]}, but the model was trained on "
             f"{list(card.labels)[:12]}; give data with the model's classes (same names, same order)"
         )
-    images, labels = zip(*(bundle.val[i] for i in range(len(bundle.val))))
+    images, labels = zip(*(bundle.val[i] for i in range(len(bundle.val))), strict=True)
     calibration = [bundle.train[i][0] for i in range(min(calib_images, len(bundle.train)))]
     log.info("evaluation set: %d images from %s; %d calibration images", len(images), data, len(calibration))
     return EvalSet(list(images), np.asarray(labels, dtype=np.int64), calibration, str(data))

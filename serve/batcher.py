@@ -7,7 +7,8 @@ oldest queued sample and waits until either ``max_batch`` samples are queued or 
 with its own row. With ``policy="arrivals"`` (the default) the worker waits only while more requests are
 already arriving (announced with :meth:`arriving`: body being read, images being preprocessed), so a lone
 request never pays the delay; under load the queue fills while the runtime is busy and batches form on their
-own. ``policy="always"`` waits the full delay like Triton's dynamic batcher. Samples whose request was cancelled (timeout) while still queued are skipped, never run.
+own. ``policy="always"`` waits the full delay like Triton's dynamic batcher. Samples whose request was
+cancelled (timeout) while still queued are skipped, never run.
 
 Admission is all-or-nothing per request: if its B samples do not fit in ``max_queue``, it is refused at once
 (503 + Retry-After) instead of waiting, so an overloaded service sheds load rather than queueing forever.

@@ -70,7 +70,8 @@ class Preprocessor:
                 w, h = img.size
                 if w * h > self.max_pixels:
                     raise ImageError(
-                        f"image is {w}x{h} = {w * h} pixels, above the limit of {self.max_pixels}; send a smaller image",
+                        f"image is {w}x{h} = {w * h} pixels, above the limit of {self.max_pixels}; "
+                        "send a smaller image",
                         status=413,
                     )
                 img.load()

@@ -66,7 +66,8 @@ class DistillConfig:
     method: str = field(
         default="relation",
         metadata=field_help(
-            "method or weighted methods: relation | feature | cls_token | logits | logits_hard, e.g. relation:1,logits:0.5"
+            "method or weighted methods: relation | feature | cls_token | logits | logits_hard, "
+            "e.g. relation:1,logits:0.5"
         ),
     )
     temperature: float = field(default=4.0, metadata=field_help("logits method: KD temperature T (loss x T^2)"))

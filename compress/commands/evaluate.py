@@ -116,7 +116,7 @@ def run_config(cfg: EvalConfig) -> dict[str, Any]:
         "top1": res["top1"],
         "top5": res["top5"],
         "loss": res["loss"],
-        "per_class_accuracy": dict(zip(card.labels, acc)),
+        "per_class_accuracy": dict(zip(card.labels, acc, strict=True)),
         "labels": list(card.labels),
         "confusion_matrix": matrix,
         "confusion_png": str(out_dir / "confusion.png"),

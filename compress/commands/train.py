@@ -82,7 +82,8 @@ class TrainConfig:
     augment: bool = field(
         default=True,
         metadata=field_help(
-            "--no-augment turns off every augmentation (crop, flip, RandAugment, erasing, Mixup/CutMix, label smoothing)"
+            "--no-augment turns off every augmentation "
+            "(crop, flip, RandAugment, erasing, Mixup/CutMix, label smoothing)"
         ),
     )
     mean: tuple[float, ...] | None = field(

@@ -255,7 +255,7 @@ def plot_ablation(result: AblationResult, path: Path) -> Path:
     tops = [r["top1"] for r in result.rows]
     fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2.5, 3.8))
     bars = ax.bar(names, tops, color=["#1f77b4" if n == "relation" else "#9aa9b8" for n in names])
-    for b, v in zip(bars, tops):
+    for b, v in zip(bars, tops, strict=True):
         ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.1f}", ha="center", va="bottom", fontsize=9)
     if result.teacher_top1 is not None:
         ax.axhline(result.teacher_top1, ls="--", color="#d62728", label=f"teacher {result.teacher_top1:.1f}")

@@ -78,7 +78,7 @@ def build_distillation(
     if s_blocks is None:
         raise DistillError(f"the student {type(student).__name__} is not a timm VisionTransformer")
     classes = [method_class(name) for name, _ in methods]
-    for (name, _), cls in zip(methods, classes):
+    for (name, _), cls in zip(methods, classes, strict=True):
         if cls.requires_transformer_teacher and t_blocks is None:
             raise DistillError(
                 f"method {name!r} needs a transformer teacher with attention blocks, but the teacher is a "

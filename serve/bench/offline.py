@@ -43,7 +43,7 @@ def run_offline(cfg: BenchConfig) -> dict[str, Any]:
             x = rng.standard_normal((b, *pre.input_shape)).astype(np.float32)
             for _ in range(3):  # warm-up
                 sel.runtime.infer(x)
-            lat = _time(lambda: sel.runtime.infer(x), per_size_s, cfg.requests)
+            lat = _time(lambda x=x: sel.runtime.infer(x), per_size_s, cfg.requests)
             batches.append(
                 {
                     "batch_size": b,

@@ -86,7 +86,8 @@ async def _images(request: Request) -> list[bytes]:
         return images
     if not ctype.startswith(_IMAGE_TYPES):
         raise RequestError(
-            f"unsupported Content-Type {ctype!r}: send image/* or application/octet-stream bytes, or multipart/form-data",
+            f"unsupported Content-Type {ctype!r}: send image/* or application/octet-stream bytes, "
+            "or multipart/form-data",
             status=415,
         )
     return [await request.body()]

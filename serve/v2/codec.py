@@ -178,7 +178,8 @@ def _b64(v: Any, name: str) -> bytes:
         return base64.b64decode(v, validate=True)
     except (binascii.Error, ValueError):
         raise RequestError(
-            f"input {name!r}: BYTES element is not valid base64 (send images base64-encoded in JSON, or use binary data)"
+            f"input {name!r}: BYTES element is not valid base64 "
+            "(send images base64-encoded in JSON, or use binary data)"
         ) from None
 
 

@@ -61,7 +61,7 @@ def test_gradient_accumulation_equals_a_bigger_batch() -> None:
     )
     assert r1["step"] == r2["step"] == 2
     assert opt_acc.param_groups[0]["lr"] == pytest.approx(0.1)  # 0.2 x lr_scale 0.5
-    for a, b in zip(ref.parameters(), acc.parameters()):
+    for a, b in zip(ref.parameters(), acc.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)
     assert r1["loss"] == pytest.approx(r2["loss"], rel=1e-6)
 

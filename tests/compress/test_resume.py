@@ -75,7 +75,7 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path: Path) -> N
     ra = [json.loads(line) for line in (ref / "metrics.jsonl").read_text().splitlines()]
     rb = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rb] == [0, 1]
-    for x, y in zip(ra, rb):
+    for x, y in zip(ra, rb, strict=True):
         assert x["val_top1"] == y["val_top1"] and x["val_loss"] == y["val_loss"] and x["step"] == y["step"]
         assert abs(x["train_loss"] - y["train_loss"]) < 1e-9
 

@@ -54,7 +54,7 @@ def train_tiny(steps: int = 150, seed: int = 0):
     ys = torch.tensor(data.train.targets)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     model.train()
-    for step in range(steps):
+    for _ in range(steps):
         idx = torch.randint(0, len(xs), (32,))
         loss = torch.nn.functional.cross_entropy(model(xs[idx]), ys[idx])
         opt.zero_grad()

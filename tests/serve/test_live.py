@@ -199,7 +199,7 @@ def test_rss_does_not_grow(server):
 
     async def run() -> None:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as c:
-            for rnd in range(12):
+            for _ in range(12):
                 bodies = []
                 for i in range(250):
                     if i % 3 == 0:
@@ -210,7 +210,7 @@ def test_rss_does_not_grow(server):
                         bodies.append(("/v1/classify", imgs[i % 16], {"content-type": "image/png"}))
                 sem = asyncio.Semaphore(8)
 
-                async def one(p, b, h):
+                async def one(p, b, h, sem=sem):
                     async with sem:
                         r = await c.post(p, content=b, headers=h)
                         assert r.status_code == 200, r.text

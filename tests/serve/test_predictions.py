@@ -36,7 +36,7 @@ def test_served_logits_equal_pytorch_eval_transform(which, request):
     app = create_app(make_settings(tb.path))
     with TestClient(app) as client:
         name = app.state.service.model_name
-        for b, w in zip(imgs, want):
+        for b, w in zip(imgs, want, strict=True):
             r = client.post("/v1/classify?top_k=10", content=b, headers={"content-type": "application/octet-stream"})
             assert r.status_code == 200, r.text
             pred = r.json()["predictions"][0]

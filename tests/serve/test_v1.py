@@ -34,7 +34,7 @@ def test_multipart_several_images_match_single_requests(client):
     assert r.status_code == 200, r.text
     preds = r.json()["predictions"]
     assert len(preds) == 3 and r.json()["timing"]["batch_sizes"] == [3, 3, 3]
-    for im, pred in zip(imgs, preds):
+    for im, pred in zip(imgs, preds, strict=True):
         single = client.post("/v1/classify?top_k=10", files={"file": ("x", im)}).json()["predictions"][0]
         assert single["indices"] == pred["indices"]
         np.testing.assert_allclose(single["scores"], pred["scores"], rtol=1e-5, atol=1e-6)

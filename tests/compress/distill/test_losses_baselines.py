@@ -20,7 +20,7 @@ def _softmax(row):
 
 
 def _kl(p, q):
-    return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q))
+    return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True))
 
 
 def test_feature_loss_golden():

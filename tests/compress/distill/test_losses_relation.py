@@ -17,12 +17,12 @@ def _softmax(row):
 
 
 def _kl(p, q):
-    return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q))
+    return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True))
 
 
 def _rel(a, b, d):
     """rows of softmax(a b^T / sqrt(d)) for lists of N vectors of width d."""
-    return [_softmax([sum(x * y for x, y in zip(ai, bj)) / math.sqrt(d) for bj in b]) for ai in a]
+    return [_softmax([sum(x * y for x, y in zip(ai, bj, strict=True)) / math.sqrt(d) for bj in b]) for ai in a]
 
 
 # One image, one head, N = 2 tokens. Teacher heads of width 1, student heads of width 4 (own sqrt(d)).
@@ -47,8 +47,8 @@ def test_golden_value_by_hand():
     # and the generic hand formula agrees with the explicit rows above
     rel = lambda a, b, d: _rel(a, b, d)  # noqa: E731
     gen = (
-        sum(_kl(p, q) for p, q in zip(rel(QT, KT, 1), rel(QS, KS, 4))) / 2
-        + sum(_kl(p, q) for p, q in zip(rel(VT, VT, 1), rel(VS, VS, 4))) / 2
+        sum(_kl(p, q) for p, q in zip(rel(QT, KT, 1), rel(QS, KS, 4), strict=True)) / 2
+        + sum(_kl(p, q) for p, q in zip(rel(VT, VT, 1), rel(VS, VS, 4), strict=True)) / 2
     )
     assert math.isclose(gen, want_qk + want_vv, rel_tol=1e-9)
     got = relation_loss((_t(QS), _t(KS), _t(VS)), (_t(QT), _t(KT), _t(VT)))

@@ -28,7 +28,7 @@ def test_extract_equals_hooked_full_forward(block, make_vit):
     with torch.no_grad():
         got = extract_qkv(model, x, block)
     want = _hooked_qkv(model, x, block)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         assert g.shape == (2, 6, 17, 8)
         assert torch.equal(g, w)
 
