@@ -13,8 +13,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from export.command import FORMATS, ExportConfig, ExportResult
 from export.errors import ToolMissing
 from export.gate import gate_artifact, thresholds_with_overrides
@@ -28,6 +26,7 @@ from export.onnx_export import (
     set_metadata,
     verify_onnx,
 )
+from export.servable import decide_servable, failed_requests
 from serve.bundle import Artifact, Bundle, TensorSpec, sha256_file
 
 log = logging.getLogger(__name__)
@@ -233,7 +232,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
             device="cuda" if a.runtime == "tensorrt" else "cpu",
         )
     _measure_latency(bundle, cfg, input_shape)
-    _decide_servable(artifacts, cfg.max_batch, notes)
+    notes += decide_servable(artifacts, cfg.max_batch)
     bundle.save(out)
 
     report.update(
@@ -257,7 +256,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
         from export.triton import write_triton_repo
 
         report["triton_models"] = write_triton_repo(bundle, cfg.triton_repo)
-    failed = _failed_requests(artifacts, formats)
+    failed = failed_requests(artifacts, formats)
     if failed:
         log.error("artifacts failing the gate: %s (bundle written, they are marked not servable)", ", ".join(failed))
     return ExportResult(bundle=out, report=report, exit_code=3 if failed else 0, failed=failed)
@@ -284,52 +283,6 @@ def _measure_latency(bundle: Bundle, cfg: ExportConfig, input_shape: tuple[int, 
             r.close()
     for a in bundle.artifacts:
         a.latency_ms = lat.get(a.name, {})
-
-
-def _decide_servable(artifacts: list[Artifact], max_batch: int, notes: list[str]) -> None:
-    """Gate failures -> not servable. INT8 ships only if faster than FP32 at max batch; the faster INT8 wins."""
-    key = str(max_batch)
-    for a in artifacts:
-        if not a.gate.get("passed"):
-            a.servable, a.reason = False, "failed the accuracy gate: " + "; ".join(a.gate.get("failures", []))
-    fp32 = next((a for a in artifacts if a.name == "onnx-fp32"), None)
-    int8 = [a for a in artifacts if a.runtime == "onnxruntime" and a.precision == "int8" and a.servable]
-    for a in int8:
-        if fp32 is not None and fp32.latency_ms and a.latency_ms.get(key, np.inf) >= fp32.latency_ms.get(key, 0):
-            a.servable = False
-            a.reason = (
-                f"passed the gate but is not faster than FP32 here ({a.latency_ms[key]:.2f} ms vs "
-                f"{fp32.latency_ms[key]:.2f} ms at batch {key})"
-            )
-    int8 = [a for a in int8 if a.servable]
-    if len(int8) > 1:
-        best = min(int8, key=lambda a: a.latency_ms[key])
-        for a in int8:
-            if a is not best:
-                a.servable = False
-                a.reason = (
-                    f"passed the gate, but {best.name} is faster ({best.latency_ms[key]:.2f} ms vs "
-                    f"{a.latency_ms[key]:.2f} ms at batch {key})"
-                )
-    for a in artifacts:
-        if not a.servable:
-            notes.append(f"{a.name} not servable: {a.reason}")
-
-
-def _failed_requests(artifacts: list[Artifact], formats: tuple[str, ...]) -> list[str]:
-    """Requested formats with no artifact passing the gate (speed-based refusals are not failures)."""
-    failed = []
-    groups = {
-        "onnx": ["onnx-fp32"],
-        "onnx-int8": ["onnx-int8", "onnx-int8-dynamic"],
-        "tensorrt-fp16": ["tensorrt-fp16"],
-        "tensorrt-int8": ["tensorrt-int8"],
-    }
-    for fmt in formats:
-        members = [a for a in artifacts if a.name in groups[fmt]]
-        if members and not any(a.gate.get("passed") for a in members):
-            failed.extend(a.name for a in members)
-    return failed
 
 
 def _artifact_summary(a: Artifact) -> dict[str, Any]:

@@ -30,8 +30,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Gate batch sizes: {', '.join(map(str, report['eval']['batches']))}.",
         "",
         "| artifact | precision | runtime | servable | top-1 % | delta pts | agreement % | cos min | cos mean | "
-        "max abs diff | ms @1 | ms @max | reason |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "max abs diff | batch-mates diff | ms @1 | ms @max | reason |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for a in report["artifacts"]:
         w = a.get("gate", {}).get("worst", {})
@@ -41,9 +41,16 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{_fmt(w.get('accuracy', None) and w['accuracy'] * 100, '.2f')} | {_fmt(w.get('acc_delta'), '+.2f')} | "
             f"{_fmt(w.get('agreement', None) and w['agreement'] * 100, '.2f')} | {_fmt(w.get('cos_min'), '.5f')} | "
             f"{_fmt(w.get('cos_mean'), '.5f')} | {_fmt(w.get('max_abs_diff'), '.3g')} | "
+            f"{_fmt((a.get('gate') or {}).get('batch_independence', {}).get('max_rel_diff'), '.1e')} | "
             f"{_fmt(lat.get('1'), '.2f')} | {_fmt(lat.get(str(report['max_batch'])), '.2f')} | "
             f"{a.get('reason') or ''} |"
         )
+    lines += [
+        "",
+        "Batch-mates diff: max |logits of an image alone - the same image inside the odd and the max batch|, as a "
+        "fraction of the largest logit; an artifact above its precision's `max_batch_diff` answers differently "
+        "depending on the requests it is batched with and is never served by `--artifact auto`.",
+    ]
     opt = report.get("graph_optimisation") or {}
     if opt:
         lines += [

@@ -1,7 +1,9 @@
 """Which artifact to serve: by name, or ``auto`` = the fastest gate-passing artifact that runs on this machine.
 
-Eligible for ``auto``: servable artifacts whose gate passed; an artifact without a gate verdict is eligible
-only if it is the FP32 ONNX reference (the gate compares the others against it). Candidates are ranked by
+Eligible for ``auto``: servable artifacts whose gate passed every check, batch independence included (an
+image's answer must not depend on the requests it is batched with; a verdict from before that check existed
+is not enough); an artifact without a gate verdict is eligible only if it is the FP32 ONNX reference (the
+gate compares the others against it). Candidates are ranked by
 the batch-1 latency recorded at export (``latency_ms["1"]``; unknown latencies rank last, TensorRT before
 ONNX Runtime INT8 before FP32), then opened in that order; the first that opens here wins. Every skip is
 logged with its reason, so the log says why the served artifact was chosen.
@@ -41,11 +43,15 @@ def _eligible(a: Artifact) -> str | None:
     if not a.servable:
         return f"not servable ({a.reason or 'no reason recorded'})"
     passed = a.gate.get("passed") if a.gate else None
-    if passed is True:
-        return None
-    if passed is None and a.format == "onnx" and a.precision == "fp32":
-        return None  # the reference artifact
-    return "did not pass the accuracy gate" if passed is False else "has no gate verdict"
+    if passed is not False and a.format == "onnx" and a.precision == "fp32":
+        return None  # the reference artifact (FP32 in ONNX Runtime: what the gate compares the others against)
+    if passed is False:
+        return "did not pass the accuracy gate"
+    if passed is None:
+        return "has no gate verdict"
+    if "batch_independence" not in (a.gate.get("checks") or {}):
+        return "its gate verdict has no batch-independence check (exported by an older tinymim; re-export it)"
+    return None
 
 
 def _rank(a: Artifact) -> tuple[float, int]:

@@ -23,7 +23,6 @@ NO_TRT = not tensorrt_status()[0]
 
 def test_bundle_contents(exported_bundle, tiny_checkpoint):
     r = exported_bundle
-    assert r.exit_code == 0 and r.failed == []
     bundle = load_bundle(r.bundle)  # verifies every servable artifact's sha256
     card = ModelCard.load(tiny_checkpoint)
     assert bundle.labels == list(card.labels) and bundle.preprocess == card.preprocess.to_dict()
@@ -33,20 +32,47 @@ def test_bundle_contents(exported_bundle, tiny_checkpoint):
     assert {"torch", "onnx", "onnxruntime", "tinymim"} <= set(bundle.tools)
     names = [a.name for a in bundle.artifacts]
     assert names == ["onnx-fp32", "onnx-int8", "onnx-int8-dynamic"]
-    fp32 = bundle.artifact("onnx-fp32")
+    fp32 = bundle.artifact("onnx-fp32")  # FP32 vs PyTorch differs by ~1e-6 on any CPU: it always passes
     assert fp32.servable and fp32.gate["passed"] and set(fp32.gate["per_batch"]) == {"1", "7", "8"}
+    assert fp32.gate["batch_independence"]["max_rel_diff"] < 1e-4
     assert set(fp32.latency_ms) == {"1", "8"}
-    int8 = [a for a in bundle.artifacts if a.precision == "int8"]
-    assert sum(a.servable for a in int8) <= 1  # at most the faster INT8 ships
-    for a in int8:
-        assert a.servable or a.reason  # a refused artifact always says why
-        assert a.gate["worst"]["agreement"] >= 0.9
     meta = {p.key: p.value for p in onnx.load(str(r.bundle / "model.onnx")).metadata_props}
     assert json.loads(meta["tinymim.labels"]) == list(card.labels)
     assert json.loads(meta["tinymim.preprocess"]) == card.preprocess.to_dict()
     for f in ("report.json", "report.md", "report.png"):
         assert (r.bundle / f).stat().st_size > 100
     assert "onnx-fp32" in (r.bundle / "report.md").read_text()
+
+
+def test_int8_verdicts_are_consistent_whatever_this_cpu_rounds(exported_bundle):
+    """Whether INT8 passes depends on the CPU's integer kernels; what follows from each verdict does not."""
+    r = exported_bundle
+    bundle = load_bundle(r.bundle)
+    int8 = [a for a in bundle.artifacts if a.precision == "int8"]
+    for a in int8:
+        g, t = a.gate, a.gate["thresholds"]
+        assert set(g["per_batch"]) == {"1", "7", "8"} and g["images"] == 200
+        assert g["passed"] == (g["checks"]["accuracy"] and g["checks"]["batch_independence"])
+        w, bi = g["worst"], g["batch_independence"]
+        assert g["checks"]["accuracy"] == (
+            w["agreement"] >= t["min_agreement"]
+            and w["acc_delta"] >= -t["max_acc_drop"]
+            and w["cos_min"] >= t["min_cosine"]
+        )
+        assert bi["passed"] == (bi["max_rel_diff"] <= t["max_batch_diff"] and bi["decisive_flips"] == 0)
+        assert g["passed"] or (g["failures"] and not a.servable and all(f in a.reason for f in g["failures"]))
+        assert (r.bundle / a.file).is_file()  # a refused artifact stays in the bundle, marked
+    servable = [a for a in int8 if a.servable]
+    assert len(servable) <= 1  # at most the faster INT8 ships
+    for a in servable:
+        assert a.gate["passed"] and a.latency_ms["8"] < bundle.artifact("onnx-fp32").latency_ms["8"]
+    for a in int8:
+        assert a.servable or a.reason  # a refused artifact always says why
+    any_passed = any(a.gate["passed"] for a in int8)
+    assert (r.exit_code, r.failed) == ((0, []) if any_passed else (3, ["onnx-int8", "onnx-int8-dynamic"]))
+    md = (r.bundle / "report.md").read_text()
+    for a in int8:
+        assert a.name in md and (a.servable or a.reason.split(":")[0] in md)
 
 
 def test_served_runtime_answers_like_the_gate(exported_bundle):

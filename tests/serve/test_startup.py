@@ -67,7 +67,7 @@ def _multi_artifact_bundle(tiny, tmp_path, *, int8_gate: bool):
             "int8",
             "onnxruntime",
             sha256_file(root / "model.int8.onnx"),
-            gate={"passed": int8_gate},
+            gate={"passed": int8_gate, "checks": {"accuracy": int8_gate, "batch_independence": True}},
             latency_ms={"1": 1.5},
         ).__dict__
     )
@@ -79,7 +79,7 @@ def _multi_artifact_bundle(tiny, tmp_path, *, int8_gate: bool):
             "fp16",
             "tensorrt",
             sha256_file(root / "model.fp16.plan"),
-            gate={"passed": True},
+            gate={"passed": True, "checks": {"accuracy": True, "batch_independence": True}},
             latency_ms={"1": 0.2},
         ).__dict__
     )
@@ -139,7 +139,7 @@ def test_cli_reports_an_unservable_bundle_cleanly(tiny, tmp_path, capsys):
             "fp16",
             "tensorrt",
             sha256_file(root / "model.fp16.plan"),
-            gate={"passed": True},
+            gate={"passed": True, "checks": {"accuracy": True, "batch_independence": True}},
         ).__dict__
     ]
     (root / "bundle.json").write_text(json.dumps(d))

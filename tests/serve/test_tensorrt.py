@@ -38,7 +38,7 @@ def test_auto_serves_tensorrt_and_matches_onnx(tiny, tmp_path):
             "fp16",
             "tensorrt",
             sha256_file(root / "model.fp16.plan"),
-            gate={"passed": True},
+            gate={"passed": True, "checks": {"accuracy": True, "batch_independence": True}},
             latency_ms={"1": 0.01},
         ).__dict__
     )
