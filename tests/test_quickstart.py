@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -30,15 +29,18 @@ def test_student_learns_and_every_gate_passes(quickstart):
     assert any(a["name"] == "onnx-fp32" for a in servable)
     for a in servable:
         assert a["gate"]["agreement"] >= 0.98, a
+    # Whether an INT8 artifact passes depends on this CPU's integer kernels; either way the quickstart finishes
+    # and every artifact it did not ship says why.
+    assert all(a["servable"] or a["reason"] for a in summary["artifacts"])
+    assert summary["served"]["artifact"] in {a["name"] for a in servable}
 
 
 def test_http_answers_match_runtime(quickstart):
     cfg, summary = quickstart
     served = summary["served"]
-    # Batch composition differs between the server and the direct check; FP32 must match exactly, INT8 within
-    # the gate's agreement threshold (dynamic INT8 scales activations per batch).
-    required = 100.0 if served["artifact"] == "onnx-fp32" else 98.0
-    assert served["http_vs_runtime_agreement"] >= required
+    # The server forms its own batches, unlike the direct check. auto serves only artifacts whose gate found each
+    # image's logits the same alone and in any batch (FP32, static INT8), so the answers must match exactly.
+    assert served["http_vs_runtime_agreement"] == 100.0
     assert served["http_top1"] > 50.0
     assert served["levels"] and all(lv["p50_ms"] > 0 for lv in served["levels"])
 
@@ -59,9 +61,7 @@ def test_outputs_written_and_rerun_reuses_stages(quickstart):
         assert (Path(root) / rel).is_file(), rel
     stages_before = {p.parent.name: json.loads(p.read_text()) for p in Path(root).glob("*/stage.json")}
     assert set(stages_before) == {"teacher", "distill", "finetune", "export", "serve"}
-    t0 = time.perf_counter()
     again = run_config(cfg)
     assert again["student"]["test_top1"] == summary["student"]["test_top1"]
     stages_after = {p.parent.name: json.loads(p.read_text()) for p in Path(root).glob("*/stage.json")}
-    assert stages_after == stages_before  # nothing was redone
-    assert time.perf_counter() - t0 < 60
+    assert stages_after == stages_before  # nothing was redone (no wall-clock bound: that would depend on the CPU)

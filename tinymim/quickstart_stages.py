@@ -119,11 +119,17 @@ def export_stage(cfg: Any, stage_dir: Path, finetune_dir: Path) -> dict[str, Any
         | {"gate": (a.get("gate") or {}).get("worst", {})}
         for a in result.report["artifacts"]
     ]
-    if result.exit_code != 0:
-        reasons = "; ".join(f"{a['name']}: {a['reason']}" for a in artifacts if not a["servable"])
+    # FP32 ONNX answers like PyTorch on any CPU: if it fails, the export itself is broken. Whether INT8 passes
+    # depends on this CPU's integer kernels; an INT8 that misses its gate stays in the bundle, marked with the
+    # reason, and the summary shows it: the quickstart goes on with what passed.
+    fatal = [a for a in artifacts if a["name"] == "onnx-fp32" and not a["servable"]]
+    if fatal:
         raise QuickstartError(
-            f"export: artifacts failed the accuracy gate ({reasons}); see {result.bundle / 'report.md'}"
+            f"export: onnx-fp32 failed the accuracy gate ({fatal[0]['reason']}); see {result.bundle / 'report.md'}"
         )
+    for a in artifacts:
+        if a["name"] in result.failed:
+            log.warning("export: %s not shipped: %s (see %s)", a["name"], a["reason"], result.bundle / "report.md")
     return {"bundle": str(result.bundle), "artifacts": artifacts, "report_md": str(result.bundle / "report.md")}
 
 
