@@ -129,7 +129,8 @@ def build_from_card(card: ModelCard, *, drop_path_rate: float = 0.0) -> nn.Modul
     return model
 
 
-def _head_keys(model: nn.Module) -> set[str]:
+def head_keys(model: nn.Module) -> set[str]:
+    """Parameter names of the classifier head of ``model`` (empty when it has none)."""
     head = model.get_classifier() if hasattr(model, "get_classifier") else None
     if not isinstance(head, nn.Module):
         return set()
@@ -168,7 +169,7 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], *, stric
     missing = sorted(k for k in target if k not in sd)
     unexpected = sorted(k for k in sd if k not in target)
     mis_shaped = sorted(k for k in sd if k in target and tuple(sd[k].shape) != tuple(target[k].shape))
-    head = _head_keys(model)
+    head = head_keys(model)
     head_mismatch = [k for k in mis_shaped if k in head]
     body_mismatch = [k for k in mis_shaped if k not in head]
     head_missing = [k for k in missing if k in head]  # e.g. a backbone saved with num_classes=0

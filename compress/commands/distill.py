@@ -39,6 +39,10 @@ class DistillConfig:
     teacher_in_chans: int | None = field(
         default=None, metadata=field_help("teacher input channels (default: from weights)")
     )
+    teacher_depth: int | None = field(default=None, metadata=field_help("teacher depth (timm-name teacher)"))
+    teacher_embed_dim: int | None = field(default=None, metadata=field_help("teacher width (timm-name teacher)"))
+    teacher_num_heads: int | None = field(default=None, metadata=field_help("teacher head count (timm-name teacher)"))
+    teacher_patch_size: int | None = field(default=None, metadata=field_help("teacher patch size (timm-name teacher)"))
     teacher_block: int | None = field(
         default=None,
         metadata=field_help(
@@ -57,7 +61,14 @@ class DistillConfig:
         default=None, metadata=field_help("student input mean (default: the data's statistics)")
     )
     student_std: tuple[float, ...] | None = field(default=None, metadata=field_help("student input std"))
-    data: str = field(default="builtin:fashion-mnist", metadata=field_help("builtin:fashion-mnist or an image folder"))
+    data: str = field(
+        default="builtin:fashion-mnist",
+        metadata=field_help(
+            "builtin:fashion-mnist, a class-folder dataset, or a flat folder of unlabelled images "
+            "(labels are used only by logits with alpha < 1)"
+        ),
+    )
+    strict_data: bool = field(default=False, metadata=field_help("unreadable images are an error instead of skipped"))
     val_split: float = field(default=0.1, metadata=field_help("validation fraction for a flat class-folder dataset"))
     limit_train: int | None = field(default=None, metadata=field_help("use a class-balanced subset of N train images"))
     limit_val: int | None = field(
@@ -120,6 +131,9 @@ class DistillConfig:
         require(0 < self.crop_scale_min <= 1, "crop_scale_min must be in (0, 1]")
         require(self.temperature > 0 and 0 <= self.alpha <= 1, "need temperature > 0 and 0 <= alpha <= 1")
         require(self.teacher_block != 0, "teacher_block is 1-based: use 1..depth, or -1 for the last block")
+        for key in ("teacher_depth", "teacher_embed_dim", "teacher_num_heads", "teacher_patch_size"):
+            value = getattr(self, key)
+            require(value is None or value >= 1, f"config key '{key}' must be a positive integer, got {value}")
         for stage in self.stages:
             require(isinstance(stage, dict), f"each stage must be a mapping of config keys, got {stage!r}")
             require(
@@ -163,6 +177,10 @@ def stage_configs(cfg: DistillConfig) -> list[DistillConfig]:
                 teacher_block=None,
                 teacher_img_size=None,
                 teacher_in_chans=None,
+                teacher_depth=None,
+                teacher_embed_dim=None,
+                teacher_num_heads=None,
+                teacher_patch_size=None,
             )
         stage = build_config(DistillConfig, values)
         out.append(stage)

@@ -21,13 +21,22 @@ from compress.data.builtin import (
     FASHION_MNIST_STD,
     load_fashion_mnist,
 )
-from compress.data.folder import ImageFileDataset, drop_unreadable, find_classes, scan, stratified_split
+from compress.data.folder import (
+    ImageFileDataset,
+    drop_unreadable,
+    find_classes,
+    folder_layout,
+    scan,
+    stratified_split,
+    top_level_images,
+)
 from compress.errors import DataError
 
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+UNLABELLED = -1  # the label of every image of an unlabelled (flat) folder
 
 
 @dataclass
@@ -36,7 +45,8 @@ class DataBundle:
 
     ``mean``/``std`` are the normalisation statistics suggested for this data with ``channels`` channels
     (Fashion-MNIST: its own; folders: ImageNet's); ``native_size`` the images' side when known (28 for
-    Fashion-MNIST), else None.
+    Fashion-MNIST), else None. ``labelled`` is False for a flat folder of images (no class folders): its
+    labels are all ``UNLABELLED``, ``classes`` is empty and ``val`` holds nothing.
     """
 
     train: Any
@@ -47,6 +57,7 @@ class DataBundle:
     std: tuple[float, ...] = IMAGENET_STD
     native_size: int | None = None
     channels: int = 3  # channels the datasets' images are converted to (1: "L", 3: "RGB")
+    labelled: bool = True
 
 
 class Subset:
@@ -98,6 +109,16 @@ def _limit(ds: Any, n: int | None, seed: int) -> Any:
     return Subset(ds, sorted(picked))
 
 
+def is_labelled(data: str) -> bool:
+    """Whether ``data`` carries labels, decided from folder names only (nothing is decoded).
+
+    False only for a flat folder: images directly inside it and no class sub-folders.
+    """
+    if data.startswith("builtin:"):
+        return True
+    return folder_layout(Path(data).expanduser()) != "flat"
+
+
 def build_datasets(
     data: str,
     *,
@@ -107,24 +128,34 @@ def build_datasets(
     limit_train: int | None = None,
     limit_val: int | None = None,
     seed: int = 0,
+    allow_unlabelled: bool = False,
 ) -> DataBundle:
     """Datasets for ``data`` = ``builtin:fashion-mnist`` or an image-folder path.
 
     Folder layouts: ``PATH/train/<class>/*`` + ``PATH/val/<class>/*``, or ``PATH/<class>/*`` split with
-    ``val_split`` (deterministic, stratified). Images are converted to ``in_chans`` channels (1 -> "L",
-    3 -> "RGB"; default: 1 for Fashion-MNIST, 3 for folders). ``limit_*`` take class-balanced subsets.
+    ``val_split`` (deterministic, stratified), or, only with ``allow_unlabelled`` (distillation), a flat
+    ``PATH/*`` of images with no class folders (``labelled=False``, every image in ``train``). Images are
+    converted to ``in_chans`` channels (1 -> "L", 3 -> "RGB"; default: 1 for Fashion-MNIST, 3 for folders).
+    ``limit_*`` take class-balanced subsets (a random subset for unlabelled images).
     """
     if in_chans not in (None, 1, 3):
         raise DataError(f"in_chans must be 1 or 3, got {in_chans}")
     if data.startswith("builtin:"):
         bundle = _builtin(data.removeprefix("builtin:"), in_chans or 1)
     else:
-        bundle = _folder(Path(data).expanduser(), val_split=val_split, strict=strict, in_chans=in_chans or 3, seed=seed)
+        bundle = _folder(
+            Path(data).expanduser(),
+            val_split=val_split,
+            strict=strict,
+            in_chans=in_chans or 3,
+            seed=seed,
+            allow_unlabelled=allow_unlabelled,
+        )
     bundle.train = _limit(bundle.train, limit_train, seed)
     bundle.val = _limit(bundle.val, limit_val, seed + 1)
     if len(bundle.train) == 0:
         raise DataError(f"the training set of {data} is empty; add images or lower --val-split")
-    if len(bundle.val) == 0:
+    if bundle.labelled and len(bundle.val) == 0:
         raise DataError(f"the validation set of {data} is empty; add images to val/ or raise --val-split")
     bundle.source_info.update({"train_size": len(bundle.train), "val_size": len(bundle.val)})
     return bundle
@@ -147,11 +178,22 @@ def _builtin(name: str, in_chans: int) -> DataBundle:
     )
 
 
-def _folder(root: Path, *, val_split: float, strict: bool, in_chans: int, seed: int) -> DataBundle:
-    if not root.is_dir():
-        raise DataError(f"--data {root} is not a folder; give an image folder or builtin:fashion-mnist")
+def _folder(
+    root: Path, *, val_split: float, strict: bool, in_chans: int, seed: int, allow_unlabelled: bool
+) -> DataBundle:
+    layout_kind = folder_layout(root)
+    if layout_kind == "flat":
+        return _unlabelled_folder(root, strict=strict, in_chans=in_chans, allowed=allow_unlabelled)
     mode = "L" if in_chans == 1 else "RGB"
-    if (root / "train").is_dir():
+    loose = top_level_images(root)
+    if loose:
+        log.warning(
+            "%d image(s) directly in %s are not in a class folder and are ignored (e.g. %s)",
+            len(loose),
+            root,
+            loose[0].name,
+        )
+    if layout_kind == "train_val":
         classes = find_classes(root / "train")
         train = scan(root / "train", classes)
         if not (root / "val").is_dir():
@@ -172,8 +214,7 @@ def _folder(root: Path, *, val_split: float, strict: bool, in_chans: int, seed: 
         raise DataError(f"no images found under {root} (extensions: .jpg .jpeg .png .webp .bmp)")
     train, bad_train = drop_unreadable(train, strict=strict, what=f"{root} (train)")
     val, bad_val = drop_unreadable(val, strict=strict, what=f"{root} (val)")
-    mean = IMAGENET_MEAN if in_chans == 3 else (float(np.mean(IMAGENET_MEAN)),)
-    std = IMAGENET_STD if in_chans == 3 else (float(np.mean(IMAGENET_STD)),)
+    mean, std = _folder_stats(in_chans)
     return DataBundle(
         train=ImageFileDataset(train, mode),
         val=ImageFileDataset(val, mode),
@@ -182,4 +223,34 @@ def _folder(root: Path, *, val_split: float, strict: bool, in_chans: int, seed: 
         std=std,
         channels=in_chans,
         source_info={"source": str(root), "layout": layout, "skipped_unreadable": bad_train + bad_val},
+    )
+
+
+def _folder_stats(in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    if in_chans == 3:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return (float(np.mean(IMAGENET_MEAN)),), (float(np.mean(IMAGENET_STD)),)
+
+
+def _unlabelled_folder(root: Path, *, strict: bool, in_chans: int, allowed: bool) -> DataBundle:
+    """A flat folder of images: every readable image goes to ``train`` with label UNLABELLED; no val."""
+    files = top_level_images(root)
+    if not allowed:
+        raise DataError(
+            f"{root} holds {len(files)} images but no class folders, so it has no labels; training a classifier "
+            f"needs {root}/<class>/<image> (or train/<class>/ and val/<class>/). An unlabelled folder is for "
+            f"distillation: tinymim distill --data {root} --method relation"
+        )
+    samples, bad = drop_unreadable([(p, UNLABELLED) for p in files], strict=strict, what=f"{root} (unlabelled)")
+    mode = "L" if in_chans == 1 else "RGB"
+    mean, std = _folder_stats(in_chans)
+    return DataBundle(
+        train=ImageFileDataset(samples, mode),
+        val=ImageFileDataset([], mode),
+        classes=(),
+        mean=mean,
+        std=std,
+        channels=in_chans,
+        labelled=False,
+        source_info={"source": str(root), "layout": "flat (unlabelled)", "skipped_unreadable": bad},
     )

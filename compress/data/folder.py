@@ -19,6 +19,26 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
+def top_level_images(root: Path) -> list[Path]:
+    """Image files directly inside ``root`` (not in sub-folders), sorted."""
+    return sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def folder_layout(root: Path) -> str:
+    """How an image folder is organised, decided from names only (nothing is decoded):
+
+    "train_val" (``root/train/<class>/`` + ``root/val/<class>/``), "class_folders" (``root/<class>/``),
+    "flat" (images directly in ``root`` and no sub-folders: unlabelled) or "empty".
+    """
+    if not root.is_dir():
+        raise DataError(f"--data {root} is not a folder; give an image folder or builtin:fashion-mnist")
+    if (root / "train").is_dir():
+        return "train_val"
+    if any(d.is_dir() and not d.name.startswith(".") for d in root.iterdir()):
+        return "class_folders"
+    return "flat" if top_level_images(root) else "empty"
+
+
 def find_classes(root: Path) -> tuple[str, ...]:
     """Sorted names of the sub-folders of ``root`` (one per class)."""
     if not root.is_dir():

@@ -27,7 +27,8 @@ def distill_once(cfg: DistillConfig) -> Path:
     """Distil ``cfg.teacher`` into a new student; returns the run folder (student in last/, card inside)."""
     from compress.checkpoint import find_resume_dir
     from compress.configio import config_to_dict
-    from compress.data import TransformDataset, build_datasets, eval_transform
+    from compress.data import TransformDataset, build_datasets, eval_transform, is_labelled
+    from compress.distill.preflight import check_methods_against_data, check_methods_against_teacher
     from compress.distill.schedule import build_optimizer, scaled_lr
     from compress.distill.setup import build_distillation
     from compress.distill.teacher_loading import load_teacher
@@ -53,21 +54,39 @@ def distill_once(cfg: DistillConfig) -> Path:
         std=cfg.teacher_std,
         img_size=cfg.teacher_img_size,
         in_chans=cfg.teacher_in_chans,
+        arch_overrides={
+            "depth": cfg.teacher_depth,
+            "embed_dim": cfg.teacher_embed_dim,
+            "num_heads": cfg.teacher_num_heads,
+            "patch_size": cfg.teacher_patch_size,
+        },
+    )
+    options = {"logits": {"temperature": cfg.temperature, "alpha": cfg.alpha}, "logits_hard": {"alpha": cfg.alpha}}
+    check_methods_against_teacher(methods, teacher=teacher)
+    labelled = is_labelled(cfg.data)
+    check_methods_against_data(
+        methods, options=options, labelled=labelled, data=cfg.data, teacher_labels=teacher.labels
     )
     t_pre = teacher.preprocess
     chans = t_pre.channels
     bundle = build_datasets(
         cfg.data,
         val_split=cfg.val_split,
+        strict=cfg.strict_data,
         in_chans=chans,
         limit_train=cfg.limit_train,
         limit_val=cfg.limit_val,
         seed=cfg.seed,
+        allow_unlabelled=True,
     )
+    trains_head = any(m.startswith("logits") for m, _ in methods)
+    # Unlabelled data: a student that learns the teacher's scores takes the teacher's classes; else no head.
+    classes = tuple(bundle.classes) if bundle.labelled else tuple(teacher.labels or ()) if trains_head else ()
     if (
-        teacher.labels is not None
+        bundle.labelled
+        and teacher.labels is not None
         and teacher.is_classifier
-        and any(m.startswith("logits") for m, _ in methods)
+        and trains_head
         and tuple(teacher.labels) != tuple(bundle.classes)
     ):
         raise DistillError(
@@ -79,7 +98,7 @@ def distill_once(cfg: DistillConfig) -> Path:
     patch = cfg.student_patch_size or _patch_size(teacher.model)
     student, arch_kwargs = create_model(
         cfg.student,
-        num_classes=len(bundle.classes),
+        num_classes=len(classes),
         img_size=img,
         in_chans=chans,
         patch_size=patch,
@@ -91,13 +110,12 @@ def distill_once(cfg: DistillConfig) -> Path:
     s_std = tuple(cfg.student_std or bundle.std)
     s_pre = Preprocess((chans, img, img), s_mean, s_std, "bicubic", 1.0)
 
-    options = {"logits": {"temperature": cfg.temperature, "alpha": cfg.alpha}, "logits_hard": {"alpha": cfg.alpha}}
     d = build_distillation(
         teacher.model,
         student,
         methods,
         teacher_is_classifier=teacher.is_classifier,
-        num_classes=len(bundle.classes),
+        num_classes=len(classes),
         teacher_block=cfg.teacher_block,
         drop_path=cfg.drop_path,
         method_options=options,
@@ -122,7 +140,6 @@ def distill_once(cfg: DistillConfig) -> Path:
     train_set = TransformDataset(bundle.train, transform)
     lr = scaled_lr(cfg.base_lr, cfg.batch_size * dist.world_size)
     optimizer = build_optimizer(d.module, lr=lr, weight_decay=cfg.weight_decay)
-    trains_head = any(m.startswith("logits") for m, _ in methods)
     settings = FitSettings(
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
@@ -132,11 +149,11 @@ def distill_once(cfg: DistillConfig) -> Path:
         num_workers=cfg.num_workers,
         seed=cfg.seed,
         checkpoint_every_steps=cfg.checkpoint_every_steps,
-        best_metric="top1" if trains_head else None,
+        best_metric="top1" if trains_head and bundle.labelled else None,
         progress=cfg.progress,
     )
     eval_fn: Any = None
-    if trains_head:
+    if trains_head and bundle.labelled:
         student_eval = classification_eval(
             TransformDataset(bundle.val, eval_transform(s_pre)), batch_size=cfg.batch_size
         )
@@ -153,7 +170,7 @@ def distill_once(cfg: DistillConfig) -> Path:
             arch=arch,
             arch_kwargs=arch_kwargs,
             preprocess=s_pre,
-            labels=tuple(bundle.classes),
+            labels=classes,
             task="classifier" if trains_head else "backbone",
             distilled_block_heads=d.report.get("distilled_block_heads"),
             data=dict(bundle.source_info),

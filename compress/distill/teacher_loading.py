@@ -2,6 +2,12 @@
 
 A tinymim checkpoint carries its preprocessing in the card. A bare timm name does not: its normalisation
 must be given (``teacher_mean`` / ``teacher_std``); we never assume ImageNet values for user weights.
+
+Headless teachers (docs/METHOD.md section 5): the paper's teachers are MIM-pretrained encoders with no
+classifier. A weights file without ``head.*`` keys (MAE or DINO style, or any timm ViT saved with
+``num_classes=0``) becomes a backbone teacher (``num_classes=0``, ``is_classifier=False``); it is never
+given an invented random head. MAE's decoder and mask token, and the ``backbone.`` prefix of DINO-style
+files, are recognised: the encoder's keys are kept and the rest is reported.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import torch
 from torch import nn
 
 from compress.card import ModelCard, Preprocess
+from compress.checkpoint import CARD_FILE, resolve_checkpoint
 from compress.distill.errors import DistillError, NormalizationError
 
 log = logging.getLogger(__name__)
@@ -45,23 +52,41 @@ def load_teacher(
     img_size: int | None = None,
     in_chans: int | None = None,
     num_classes: int | None = None,
+    arch_overrides: dict[str, int | None] | None = None,
 ) -> LoadedTeacher:
     """``spec``: a tinymim run/checkpoint folder or weights file with card.json, or a timm model name.
 
-    For a timm name ``weights`` is required (weights are never downloaded) and so are ``mean``/``std``.
-    Weights that do not fit raise CheckpointError listing the missing / unexpected / mis-shaped keys.
+    For a timm name ``weights`` is required (weights are never downloaded) and so are ``mean``/``std``;
+    ``arch_overrides`` (depth, embed_dim, num_heads, patch_size) describe a ViT that differs from the name's
+    defaults. Weights that do not fit raise CheckpointError listing the missing / unexpected / mis-shaped keys.
     """
     if _looks_like_checkpoint(spec):
         return _from_checkpoint(spec, mean, std)
     return _from_timm_name(
-        spec, weights=weights, mean=mean, std=std, img_size=img_size, in_chans=in_chans, num_classes=num_classes
+        spec,
+        weights=weights,
+        mean=mean,
+        std=std,
+        img_size=img_size,
+        in_chans=in_chans,
+        num_classes=num_classes,
+        arch_overrides={k: v for k, v in (arch_overrides or {}).items() if v is not None},
     )
 
 
 def _from_checkpoint(spec: str, mean: tuple[float, ...] | None, std: tuple[float, ...] | None) -> LoadedTeacher:
     from compress.checkpoint import load_model
 
-    model, card = load_model(Path(spec).expanduser())
+    weights = resolve_checkpoint(Path(spec).expanduser())
+    if not (weights.parent / CARD_FILE).is_file():
+        raise DistillError(
+            f"{weights} has no {CARD_FILE} beside it, so its architecture and input normalisation are unknown. "
+            "Name its timm architecture and give the normalisation it was trained with: --teacher <timm name, "
+            f"e.g. vit_base_patch16_224> --teacher-weights {weights} --teacher-mean M --teacher-std S (plus "
+            "--teacher-img-size / --teacher-patch-size / --teacher-depth / --teacher-embed-dim / "
+            "--teacher-num-heads where it differs from that name's defaults)"
+        )
+    model, card = load_model(weights)
     pre = card.preprocess
     if mean is not None or std is not None:
         pre = Preprocess(pre.input_size, mean or pre.mean, std or pre.std, pre.interpolation, pre.crop_pct)
@@ -75,6 +100,33 @@ def _state_dict_num_classes(model: nn.Module, sd: dict[str, torch.Tensor]) -> in
     names = {id(p): n for n, p in model.named_parameters()}
     key = names.get(id(head.weight))
     return int(sd[key].shape[0]) if key in sd and sd[key].ndim == 2 else None
+
+
+def encoder_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The ViT encoder's keys of a teacher file: DINO's ``backbone.`` prefix is stripped (other top-level
+    modules, such as its projection head, are dropped) and MAE's decoder and mask token are dropped."""
+    if any(k.startswith("backbone.") for k in sd):
+        dropped = sorted(k for k in sd if not k.startswith("backbone."))
+        sd = {k.removeprefix("backbone."): v for k, v in sd.items() if k.startswith("backbone.")}
+        if dropped:
+            log.info(
+                "teacher weights: kept the backbone.* encoder, ignored %d other keys (e.g. %s)",
+                len(dropped),
+                dropped[0],
+            )
+    mae = sorted(k for k in sd if k.startswith("decoder") or k == "mask_token")
+    if mae:
+        log.info("teacher weights: ignored the MAE decoder and mask token (%d keys)", len(mae))
+        sd = {k: v for k, v in sd.items() if k not in set(mae)}
+    return sd
+
+
+def _has_head_weights(model: nn.Module, sd: dict[str, torch.Tensor]) -> bool:
+    """Whether ``sd`` holds the weights of ``model``'s classifier head (False for a headless encoder)."""
+    from compress.models import head_keys
+
+    keys = head_keys(model)
+    return bool(keys) and any(k in sd for k in keys)
 
 
 def _state_dict_in_chans(sd: dict[str, torch.Tensor]) -> int | None:
@@ -91,6 +143,7 @@ def _from_timm_name(
     img_size: int | None,
     in_chans: int | None,
     num_classes: int | None,
+    arch_overrides: dict[str, int],
 ) -> LoadedTeacher:
     import timm
 
@@ -118,8 +171,8 @@ def _from_timm_name(
             "and --teacher-std (the values its weights were trained with, e.g. 0.485,0.456,0.406 / "
             "0.229,0.224,0.225 for ImageNet) or use a tinymim checkpoint whose card records them"
         )
-    sd = read_state_dict(weights)
-    kwargs: dict[str, object] = {"pretrained": False}
+    sd = encoder_state_dict(read_state_dict(weights))
+    kwargs: dict[str, object] = {"pretrained": False, **arch_overrides}
     chans = in_chans or _state_dict_in_chans(sd) or 3
     kwargs["in_chans"] = chans
     if img_size is not None:
@@ -129,7 +182,10 @@ def _from_timm_name(
     except TypeError:  # CNNs take any input size and have no img_size argument
         kwargs.pop("img_size", None)
         model = timm.create_model(arch, **kwargs)
-    classes = num_classes or _state_dict_num_classes(model, sd)
+    if num_classes is None and not _has_head_weights(model, sd):
+        classes: int | None = 0  # a headless encoder stays headless: no invented classifier
+    else:
+        classes = num_classes or _state_dict_num_classes(model, sd)
     if classes is not None and classes != getattr(model, "num_classes", classes):
         model = timm.create_model(arch, num_classes=classes, **kwargs)
     try:
@@ -147,12 +203,12 @@ def _from_timm_name(
     pre = Preprocess((chans, size, size), tuple(mean), tuple(std), "bicubic", 1.0)
     is_classifier = getattr(model, "num_classes", 0) > 0
     log.info(
-        "teacher %s from %s: %d input channels, %d px, %s classes",
+        "teacher %s from %s: %d input channels, %d px, %s",
         arch,
         weights,
         chans,
         size,
-        getattr(model, "num_classes", "?"),
+        f"{model.num_classes} classes" if is_classifier else "no classifier head (backbone)",
     )
     return LoadedTeacher(model.eval(), pre, None, is_classifier, f"{arch} + {weights}")
 

@@ -58,6 +58,11 @@ class LogitsDistill(DistillMethod):
     requires_transformer_teacher = False
     requires_classifier_teacher = True
 
+    @classmethod
+    def uses_labels(cls, options: dict[str, Any]) -> bool:
+        """alpha < 1 mixes in the label loss; alpha = 1 learns from the teacher's scores alone."""
+        return float(options.get("alpha", 0.5)) < 1.0
+
     def __init__(
         self,
         *,

@@ -33,6 +33,11 @@ class DistillMethod(nn.Module):
     requires_transformer_teacher: bool = True
     requires_classifier_teacher: bool = False
 
+    @classmethod
+    def uses_labels(cls, options: dict[str, Any]) -> bool:
+        """Whether the method, built with ``options``, reads the data's labels (unlabelled data is refused)."""
+        return False
+
     def __init__(self, *, student_dim: int, teacher_dim: int, **_: Any) -> None:
         super().__init__()
         self.student_dim = student_dim

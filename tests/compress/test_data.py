@@ -15,7 +15,9 @@ from compress.data import (
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_MEAN,
     FASHION_MNIST_STD,
+    UNLABELLED,
     build_datasets,
+    is_labelled,
     load_fashion_mnist,
 )
 from compress.data.builtin import BUILTIN_DIR
@@ -108,3 +110,45 @@ def test_empty_and_missing_data_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "bad" / "cat" / "x.png").write_bytes(b"garbage")
     with pytest.raises(DataError, match="training set .* is empty"):
         build_datasets(str(tmp_path / "bad"))
+
+
+def _flat_folder(root: Path, n: int = 9) -> Path:
+    """PATH/*.png|jpg: ``n`` images of three colours, no class folders (unlabelled)."""
+    colors = list(COLORS.values())
+    for i in range(n):
+        write_image(root / f"img{i}{'.png' if i % 2 else '.jpg'}", colors[i % 3], noise_seed=i)
+    return root
+
+
+def test_flat_folder_is_unlabelled_with_every_image_in_train(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = _flat_folder(tmp_path / "pool")
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    (root / "readme.txt").write_text("not an image, ignored by extension")
+    assert not is_labelled(str(root)) and is_labelled("builtin:fashion-mnist")
+    with caplog.at_level(logging.WARNING):
+        bundle = build_datasets(str(root), allow_unlabelled=True, val_split=0.5, limit_val=3)
+    assert bundle.labelled is False and bundle.classes == ()
+    assert (len(bundle.train), len(bundle.val)) == (9, 0)
+    assert {bundle.train[i][1] for i in range(9)} == {UNLABELLED}
+    assert bundle.train[0][0].mode == "RGB" and bundle.source_info["skipped_unreadable"] == 1
+    assert "skipped 1 unreadable image(s)" in caplog.text and "broken.png" in caplog.text
+    assert len(build_datasets(str(root), allow_unlabelled=True, limit_train=4).train) == 4
+    with pytest.raises(DataError, match="unreadable image .*broken.png.*strict-data"):
+        build_datasets(str(root), allow_unlabelled=True, strict=True)
+
+
+def test_flat_folder_is_refused_where_labels_are_needed(tmp_path: Path) -> None:
+    root = _flat_folder(tmp_path / "pool")
+    with pytest.raises(DataError, match=r"9 images but no class folders.*<class>/<image>.*tinymim distill --data"):
+        build_datasets(str(root))
+
+
+def test_loose_images_beside_class_folders_are_named_and_ignored(
+    color_folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_image(color_folder / "stray.png", (5, 5, 5))
+    assert is_labelled(str(color_folder))
+    with caplog.at_level(logging.WARNING):
+        bundle = build_datasets(str(color_folder), in_chans=3)
+    assert bundle.labelled and len(bundle.train) + len(bundle.val) == 24
+    assert "1 image(s) directly in" in caplog.text and "stray.png" in caplog.text

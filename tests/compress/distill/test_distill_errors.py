@@ -101,7 +101,7 @@ def test_config_errors(tiny_distill):
 
 def test_logits_needs_a_classifier_teacher(tiny_distill, tmp_path):
     first = run_config(tiny_distill(output=str(tmp_path / "backbone")))  # a backbone (task "backbone")
-    with pytest.raises(DistillError, match="classifier teacher"):
+    with pytest.raises(DistillError, match="no classifier head"):
         run_config(tiny_distill(teacher=str(first), method="logits", output=str(tmp_path / "x")))
 
 
