@@ -95,6 +95,14 @@ class DistillConfig:
         default=0.1, metadata=field_help("student drop path, uniform, none on the distilled block")
     )
     crop_scale_min: float = field(default=0.2, metadata=field_help("RandomResizedCrop minimum scale"))
+    last_block_init: Literal["random", "identity"] = field(
+        default="random",
+        metadata=field_help(
+            "relation only: the student's last block trains only norm1 and qkv; its attention projection and "
+            "MLP stay as initialised: random (the paper) or identity (their output layers zeroed, so the "
+            "block passes the distilled features through when fine-tuning starts)"
+        ),
+    )
     color_jitter: float = field(default=0.4, metadata=field_help("ColorJitter strength on the student's view"))
     amp: Literal["auto", "off", "bf16", "fp16"] = field(default="auto", metadata=field_help("mixed precision"))
     device: str = field(default="auto", metadata=field_help("auto, cpu, cuda, cuda:1"))

@@ -1,20 +1,25 @@
-"""The ablation behind ``tinymim ablate``: equal-budget pre-training by each method, identical fine-tuning.
+"""The label-scarce ablation behind ``tinymim ablate`` (docs/METHOD.md section 5).
 
-For each method: stage 1 is ``budget`` epochs of distillation (``tinymim distill --method M``) or, for
-``scratch``, of supervised training of the same student; stage 2 is the same ``tinymim train --init``
-fine-tuning for every method. The table reports the fine-tuned students' final and best validation top-1
-and the teacher's top-1 on the same validation set.
+Plan: for each seed, each distillation arm is distilled once on the whole pool (``budget`` epochs, labels
+unused: the logits arms learn the teacher's soft labels, alpha = 1) and then fine-tuned on each labelled
+subset (``tinymim train --init``); the scratch twin trains the same student on the same subset for the same
+epochs, scratch_compute for as many image-steps as distillation + fine-tuning together. Every run is an
+ordinary ``tinymim distill`` / ``tinymim train`` run folder under OUTPUT, so a second invocation reuses the
+finished runs, resumes an interrupted one, and refuses a folder that was made with other settings.
+The final score of each fine-tuned student is its top-1 on the whole validation set, after the last epoch
+(no selection on the validation set).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compress.distill.ablation_report import AblationResult, summarise, write_report
 from compress.distill.errors import DistillError
 
 if TYPE_CHECKING:
@@ -22,63 +27,264 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PAPER_ORDER = "relation > feature > cls_token, and relation > scratch"
+DISTILL_ARMS = ("logits", "feature", "cls_token", "relation", "relation+logits")
+SCRATCH_ARMS = ("scratch", "scratch_compute")
+LOGITS_ARMS = ("logits", "relation+logits")
+# settings that do not change what a run computes (compared when an existing run folder is reused)
+_IGNORED_KEYS = {"resume", "progress", "output", "checkpoint_every_steps", "num_workers", "device"}
 
 
-@dataclass
-class AblationResult:
-    """Per-method accuracies plus the teacher's, and the settings that produced them."""
+@dataclass(frozen=True)
+class Setting:
+    """What the plan needs to know before any run: the student's geometry, sizes, the teacher's kind."""
 
-    rows: list[dict[str, Any]]
+    student: dict[str, Any]  # arch, img_size, patch_size, depth, num_heads, embed_dim, in_chans, mean, std
+    pool_size: int
+    labelled_sizes: tuple[int, ...]
+    teacher_is_classifier: bool
     teacher_top1: float | None
-    settings: dict[str, Any]
-    order_checks: dict[str, bool | None] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rows": self.rows,
-            "teacher_top1": self.teacher_top1,
-            "settings": self.settings,
-            "paper_order": PAPER_ORDER,
-            "order_checks": self.order_checks,
-        }
 
-    def markdown(self) -> str:
-        s = self.settings
-        lines = [
-            f"Students: {s['student']} fine-tuned after {s['budget']} pre-training epochs (each method) + "
-            f"{s['finetune_epochs']} identical fine-tuning epochs; data {s['data']} "
-            f"(train {s.get('train_size', '?')}, val {s.get('val_size', '?')}).",
-            "",
-            "| method | val top-1 (final) | val top-1 (best epoch) | pre-training time (s) |",
-            "|---|---|---|---|",
-        ]
-        for r in self.rows:
-            lines.append(f"| {r['method']} | {r['top1']:.2f} | {r['best_top1']:.2f} | {r['pretrain_s']:.0f} |")
-        if self.teacher_top1 is not None:
-            lines.append(f"| teacher (reference) | {self.teacher_top1:.2f} | | |")
-        checks = ", ".join(
-            f"{k}: {'yes' if v else 'no' if v is not None else 'n/a'}" for k, v in self.order_checks.items()
+@dataclass(frozen=True)
+class Run:
+    """One training run of the plan: a distillation (``labelled`` None) or a fine-tune / scratch run."""
+
+    kind: str  # "distill" or "train"
+    arm: str
+    seed: int
+    labelled: int | None
+    values: dict[str, Any]  # of a DistillConfig or a TrainConfig
+    epochs: int
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.values["output"])
+
+    @property
+    def config(self) -> Any:
+        """The validated config (built when needed: a fine-tune's --init exists only after its distillation)."""
+        from compress.commands.distill import DistillConfig
+        from compress.commands.train import TrainConfig
+        from compress.configio import build_config
+
+        return build_config(DistillConfig if self.kind == "distill" else TrainConfig, self.values)
+
+
+def arms_for(cfg: AblateConfig, teacher_is_classifier: bool) -> list[str]:
+    """The arms to run: as asked, or all of them (the logits arms only with a classifier teacher)."""
+    from compress.commands.ablate import ARMS
+
+    if cfg.methods:
+        bad = [a for a in cfg.methods if a in LOGITS_ARMS and not teacher_is_classifier]
+        if bad:
+            raise DistillError(
+                f"arms {bad} distil the teacher's class scores, but the teacher has no classifier head for the "
+                "labelled data's classes; drop them from --methods"
+            )
+        return list(cfg.methods)
+    return [a for a in ARMS if teacher_is_classifier or a not in LOGITS_ARMS]
+
+
+def _method_spec(arm: str, cfg: AblateConfig) -> str:
+    return f"relation:1,logits:{cfg.logits_weight:g}" if arm == "relation+logits" else arm
+
+
+def _subset_dir(n: int) -> str:
+    return f"n{n}"
+
+
+def plan(cfg: AblateConfig, setting: Setting) -> list[Run]:
+    """Every run, seed by seed (a first seed of every arm finishes before the second starts)."""
+    from compress.commands.distill import DistillConfig
+    from compress.commands.train import TrainConfig
+    from compress.configio import build_config
+
+    out = Path(cfg.output)
+    arms = arms_for(cfg, setting.teacher_is_classifier)
+    runs: list[Run] = []
+    for seed in cfg.seeds:
+        for arm in arms:
+            pre_dir = out / "pretrain" / arm.replace("+", "_") / f"seed{seed}"
+            if arm in DISTILL_ARMS:
+                values = _distill_values(cfg, arm, seed, pre_dir)
+                build_config(DistillConfig, values)  # every setting is checked before the first run
+                runs.append(Run("distill", arm, seed, None, values, cfg.budget))
+            for i, n in enumerate(setting.labelled_sizes):
+                run_dir = out / _subset_dir(n) / arm.replace("+", "_") / f"seed{seed}"
+                epochs = ft_epochs = cfg.finetune_epochs_for(i)
+                if arm == "scratch_compute":
+                    epochs = math.ceil((cfg.budget * setting.pool_size + ft_epochs * n) / n)
+                values = _train_values(cfg, arm, seed, n, epochs, run_dir, pre_dir, setting)
+                build_config(TrainConfig, {**values, "init": None})
+                runs.append(Run("train", arm, seed, n, values, epochs))
+    return runs
+
+
+def _distill_values(cfg: AblateConfig, arm: str, seed: int, run_dir: Path) -> dict[str, Any]:
+    return dict(
+        teacher=cfg.teacher,
+        teacher_weights=cfg.teacher_weights,
+        teacher_mean=cfg.teacher_mean,
+        teacher_std=cfg.teacher_std,
+        teacher_img_size=cfg.teacher_img_size,
+        teacher_depth=cfg.teacher_depth,
+        teacher_embed_dim=cfg.teacher_embed_dim,
+        teacher_num_heads=cfg.teacher_num_heads,
+        teacher_patch_size=cfg.teacher_patch_size,
+        teacher_block=cfg.teacher_block,
+        student=cfg.student,
+        student_depth=cfg.student_depth,
+        student_embed_dim=cfg.student_embed_dim,
+        student_num_heads=cfg.student_num_heads,
+        student_patch_size=cfg.student_patch_size,
+        data=cfg.data,
+        val_split=cfg.val_split,
+        limit_train=cfg.pool_limit,
+        limit_val=cfg.limit_val,
+        method=_method_spec(arm, cfg),
+        alpha=1.0,  # the pool's labels are never used: the logits arms learn the teacher's soft labels
+        temperature=cfg.temperature,
+        epochs=cfg.budget,
+        batch_size=cfg.batch_size,
+        base_lr=cfg.distill_base_lr,
+        crop_scale_min=cfg.crop_scale_min,
+        last_block_init=cfg.last_block_init,
+        amp=cfg.amp,
+        device=cfg.device,
+        seed=seed,
+        checkpoint_every_steps=100,
+        progress=cfg.progress,
+        output=str(run_dir),
+    )
+
+
+def _train_values(
+    cfg: AblateConfig,
+    arm: str,
+    seed: int,
+    n: int,
+    epochs: int,
+    run_dir: Path,
+    pre_dir: Path,
+    setting: Setting,
+) -> dict[str, Any]:
+    values: dict[str, Any] = dict(
+        data=cfg.labelled_data or cfg.data,
+        val_split=cfg.val_split,
+        limit_train=n,
+        limit_val=cfg.limit_val,
+        epochs=epochs,
+        batch_size=cfg.finetune_batch_size,
+        augment=cfg.finetune_augment,
+        amp=cfg.amp,
+        device=cfg.device,
+        seed=seed,
+        checkpoint_every_steps=200,
+        progress=cfg.progress,
+        output=str(run_dir),
+    )
+    if arm in SCRATCH_ARMS:
+        values.update(setting.student, base_lr=cfg.scratch_base_lr, layer_decay=1.0)
+    else:
+        values.update(init=str(pre_dir), base_lr=cfg.finetune_base_lr, layer_decay=cfg.finetune_layer_decay)
+    for item in cfg.train_overrides:
+        key, _, value = item.partition("=")
+        values[key.strip().replace("-", "_")] = value.strip()
+    return values
+
+
+# ------------------------------------------------------------------------------------------------ execution
+
+
+def _records(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def is_done(run: Run) -> bool:
+    return len(_records(run.run_dir)) >= run.epochs and (run.run_dir / "last").is_dir()
+
+
+def _check_same_settings(run: Run) -> None:
+    """A run folder made with other settings is never silently reused."""
+    import yaml
+
+    from compress.configio import config_to_dict
+
+    saved_file = run.run_dir / "config.yaml"
+    if not saved_file.is_file():
+        return
+    saved = yaml.safe_load(saved_file.read_text()) or {}
+    wanted = json.loads(json.dumps(config_to_dict(run.config)))
+    diff = sorted(k for k in set(saved) | set(wanted) if k not in _IGNORED_KEYS and saved.get(k) != wanted.get(k))
+    if diff:
+        raise DistillError(
+            f"{run.run_dir} was made with other settings ({', '.join(diff)}); choose another --output or "
+            "delete that folder to rerun it"
         )
-        lines += ["", f"Paper's order ({PAPER_ORDER}) reproduced here? {checks}"]
-        return "\n".join(lines)
 
 
-def _last_and_best(run: Path) -> tuple[float, float]:
-    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    tops = [r["val_top1"] for r in recs if "val_top1" in r]
-    if not tops:
-        raise DistillError(f"{run} recorded no validation accuracy")
-    return float(tops[-1]), float(max(tops))
+def execute(run: Run) -> None:
+    """Run, resume or reuse one run of the plan."""
+    import dataclasses
+
+    from compress.checkpoint import find_resume_dir
+    from compress.commands.distill import run_config as distill
+    from compress.commands.train import run_config as train
+
+    _check_same_settings(run)
+    if is_done(run):
+        return
+    resumable = find_resume_dir(run.run_dir) is not None
+    log.info(
+        "ablation: %s %s seed %d%s%s",
+        "resuming" if resumable else "running",
+        run.arm,
+        run.seed,
+        f" on {run.labelled} labelled images" if run.labelled else " on the pool",
+        f" ({run.epochs} epochs)",
+    )
+    if run.kind == "distill":
+        distill(dataclasses.replace(run.config, resume=resumable))
+    else:
+        train(dataclasses.replace(run.config, resume=str(run.run_dir) if resumable else None))
 
 
-def teacher_accuracy(cfg: AblateConfig) -> tuple[float | None, bool]:
-    """The teacher's top-1 on the validation set through its own preprocessing; (None, False) for backbones."""
+def final_top1(run: Run, labelled_data: str, val_split: float) -> float:
+    """Top-1 of RUN/last on the whole validation set (cached in RUN/final_eval.json)."""
+    cache = run.run_dir / "final_eval.json"
+    if cache.is_file():
+        return float(json.loads(cache.read_text())["top1"])
+    import torch
+
+    from compress.checkpoint import load_model
+    from compress.data import TransformDataset, build_datasets, eval_transform
+    from compress.engine import evaluate
+
+    model, card = load_model(run.run_dir / "last")
+    data = build_datasets(labelled_data, val_split=val_split, in_chans=card.preprocess.channels)
+    loader = torch.utils.data.DataLoader(
+        TransformDataset(data.val, eval_transform(card.preprocess)), batch_size=512, num_workers=0
+    )
+    result = evaluate(model, loader, torch.device("cpu"))
+    cache.write_text(json.dumps({"top1": result["top1"], "n": result["n"]}))
+    return float(result["top1"])
+
+
+# ------------------------------------------------------------------------------------------------ setting
+
+
+def describe_setting(cfg: AblateConfig) -> Setting:
+    """Load the teacher and the data once: student geometry, pool size, teacher kind and accuracy."""
     import torch
 
     from compress.data import TransformDataset, build_datasets, eval_transform
+    from compress.distill.run import patch_size_of
     from compress.distill.teacher_loading import load_teacher
     from compress.engine import evaluate
+    from compress.models import resolve_arch
 
     t = load_teacher(
         cfg.teacher,
@@ -86,185 +292,89 @@ def teacher_accuracy(cfg: AblateConfig) -> tuple[float | None, bool]:
         mean=cfg.teacher_mean,
         std=cfg.teacher_std,
         img_size=cfg.teacher_img_size,
+        arch_overrides={
+            "depth": cfg.teacher_depth,
+            "embed_dim": cfg.teacher_embed_dim,
+            "num_heads": cfg.teacher_num_heads,
+            "patch_size": cfg.teacher_patch_size,
+        },
     )
-    if not t.is_classifier:
-        return None, False
-    data = build_datasets(
-        cfg.data,
-        val_split=cfg.val_split,
-        in_chans=t.preprocess.channels,
-        limit_train=cfg.limit_train,
-        limit_val=cfg.limit_val,
-        seed=cfg.seed,
+    chans = t.preprocess.channels
+    pool = build_datasets(
+        cfg.data, val_split=cfg.val_split, in_chans=chans, limit_train=cfg.pool_limit, allow_unlabelled=True
     )
-    if getattr(t.model, "num_classes", 0) != len(data.classes):
-        return None, False
-    loader = torch.utils.data.DataLoader(TransformDataset(data.val, eval_transform(t.preprocess)), batch_size=256)
-    return float(evaluate(t.model, loader, torch.device("cpu"))["top1"]), True
+    labelled = build_datasets(cfg.labelled_data or cfg.data, val_split=cfg.val_split, in_chans=chans)
+    sizes = tuple(cfg.labelled) or (len(labelled.train),)
+    too_big = [n for n in sizes if n > len(labelled.train)]
+    if too_big:
+        raise DistillError(f"labelled subsets {too_big} exceed the {len(labelled.train)} labelled training images")
+    num_classes = int(getattr(t.model, "num_classes", 0) or 0)
+    same_classes = t.is_classifier and num_classes == len(labelled.classes)
+    if same_classes and t.labels is not None:
+        same_classes = tuple(t.labels) == tuple(labelled.classes)
+    top1 = None
+    if same_classes:
+        loader = torch.utils.data.DataLoader(
+            TransformDataset(labelled.val, eval_transform(t.preprocess)), batch_size=512
+        )
+        top1 = float(evaluate(t.model, loader, torch.device("cpu"))["top1"])
+    size = t.preprocess.image_size
+    student = {
+        "arch": resolve_arch(cfg.student),
+        "img_size": size,
+        "patch_size": cfg.student_patch_size or patch_size_of(t.model),
+        "depth": cfg.student_depth,
+        "num_heads": cfg.student_num_heads,
+        "embed_dim": cfg.student_embed_dim,
+        "in_chans": chans,
+        "mean": tuple(pool.mean),
+        "std": tuple(pool.std),
+    }
+    return Setting(student, len(pool.train), sizes, same_classes, top1)
 
 
 def run_ablation(cfg: AblateConfig) -> AblationResult:
-    """Run the methods, fine-tune each identically, write ablation.{md,json,png} into ``cfg.output``."""
-    from compress.card import ModelCard
-    from compress.commands.distill import DistillConfig
-    from compress.commands.distill import run_config as distill
-    from compress.commands.train import TrainConfig
-    from compress.commands.train import run_config as train
-    from compress.configio import build_config, config_to_dict
+    """Run (or reuse) every planned run, then write OUTPUT/ablation.{md,json,png}; returns the result.
+
+    The report is rewritten after every finished fine-tune, so an interrupted ablation leaves a partial one.
+    """
+    from compress.configio import config_to_dict
 
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    teacher_top1, classifier = teacher_accuracy(cfg)
-    methods = list(cfg.methods) or ["scratch", "cls_token", "feature", "relation"] + (["logits"] if classifier else [])
-    if "logits" in methods and not classifier:
-        raise DistillError(
-            "the logits method needs a classifier teacher with the data's classes; drop it from --methods"
-        )
-    # distillation methods first: scratch copies the distilled student's exact architecture from its card
-    order = [m for m in methods if m != "scratch"] + (["scratch"] if "scratch" in methods else [])
-    common = dict(
-        data=cfg.data,
-        val_split=cfg.val_split,
-        limit_train=cfg.limit_train,
-        limit_val=cfg.limit_val,
-        batch_size=cfg.batch_size,
-        amp=cfg.amp,
-        device=cfg.device,
-        seed=cfg.seed,
-        progress=cfg.progress,
+    setting = describe_setting(cfg)
+    runs = plan(cfg, setting)
+    log.info(
+        "ablation: %d runs (%d distillations), pool %d images, labelled subsets %s, seeds %s",
+        len(runs),
+        sum(r.kind == "distill" for r in runs),
+        setting.pool_size,
+        list(setting.labelled_sizes),
+        list(cfg.seeds),
     )
-    rows: dict[str, dict[str, Any]] = {}
-    student_card: ModelCard | None = None
-    for method in order:
-        pre_dir, ft_dir = out / method / "pretrain", out / method / "finetune"
-        t0 = time.perf_counter()
-        if method == "scratch":
-            if student_card is None:
-                raise DistillError("scratch needs at least one distillation method to fix the student's architecture")
-            kw = student_card.arch_kwargs
-            train(
-                build_config(
-                    TrainConfig,
-                    dict(
-                        common,
-                        arch=student_card.arch,
-                        img_size=kw["img_size"],
-                        patch_size=kw.get("patch_size"),
-                        depth=kw.get("depth"),
-                        num_heads=kw.get("num_heads"),
-                        embed_dim=kw.get("embed_dim"),
-                        in_chans=kw["in_chans"],
-                        mean=student_card.preprocess.mean,
-                        std=student_card.preprocess.std,
-                        epochs=cfg.budget,
-                        base_lr=cfg.finetune_base_lr,
-                        layer_decay=1.0,
-                        augment=cfg.finetune_augment,
-                        output=str(pre_dir),
-                    ),
-                )
-            )
-        else:
-            distill(
-                build_config(
-                    DistillConfig,
-                    dict(
-                        common,
-                        teacher=cfg.teacher,
-                        teacher_weights=cfg.teacher_weights,
-                        teacher_mean=cfg.teacher_mean,
-                        teacher_std=cfg.teacher_std,
-                        teacher_img_size=cfg.teacher_img_size,
-                        teacher_block=cfg.teacher_block,
-                        student=cfg.student,
-                        student_depth=cfg.student_depth,
-                        student_embed_dim=cfg.student_embed_dim,
-                        student_num_heads=cfg.student_num_heads,
-                        student_patch_size=cfg.student_patch_size,
-                        method=method,
-                        epochs=cfg.budget,
-                        base_lr=cfg.distill_base_lr,
-                        output=str(pre_dir),
-                    ),
-                )
-            )
-            student_card = student_card or ModelCard.load(pre_dir / "last")
-        pretrain_s = time.perf_counter() - t0
-        train(
-            build_config(
-                TrainConfig,
-                dict(
-                    common,
-                    init=str(pre_dir),
-                    epochs=cfg.finetune_epochs,
-                    base_lr=cfg.finetune_base_lr,
-                    layer_decay=cfg.finetune_layer_decay,
-                    augment=cfg.finetune_augment,
-                    output=str(ft_dir),
-                ),
-            )
-        )
-        last, best = _last_and_best(ft_dir)
-        rows[method] = {
-            "method": method,
-            "top1": last,
-            "best_top1": best,
-            "pretrain_s": pretrain_s,
-            "pretrain_run": str(pre_dir),
-            "finetune_run": str(ft_dir),
-        }
-        log.info("ablation %s: fine-tuned val top-1 %.2f (best %.2f)", method, last, best)
-    ordered = [rows[m] for m in methods]
-    acc = {m: rows[m]["top1"] for m in rows}
-
-    def gt(a: str, b: str) -> bool | None:
-        return (acc[a] > acc[b]) if a in acc and b in acc else None
-
-    checks = {
-        "relation > feature": gt("relation", "feature"),
-        "feature > cls_token": gt("feature", "cls_token"),
-        "relation > cls_token": gt("relation", "cls_token"),
-        "relation > scratch": gt("relation", "scratch"),
+    settings = {
+        **config_to_dict(cfg),
+        "pool_size": setting.pool_size,
+        "labelled_sizes": list(setting.labelled_sizes),
+        "student_geometry": {k: v for k, v in setting.student.items()},
     }
-    from compress.data import build_datasets
-
-    sizes = build_datasets(
-        cfg.data, val_split=cfg.val_split, limit_train=cfg.limit_train, limit_val=cfg.limit_val, seed=cfg.seed
-    ).source_info
-    settings = {**config_to_dict(cfg), "train_size": sizes.get("train_size"), "val_size": sizes.get("val_size")}
-    result = AblationResult(ordered, teacher_top1, settings, checks)
+    result = AblationResult([], setting.teacher_top1, settings)
+    for run in runs:
+        execute(run)
+        if run.kind == "train":
+            result = collect(cfg, runs, setting, settings)
+            write_report(result, out)
+    result = collect(cfg, runs, setting, settings)
     write_report(result, out)
     return result
 
 
-def write_report(result: AblationResult, out: Path) -> None:
-    """ablation.md, ablation.json and ablation.png (bar chart, teacher as a dashed line) into ``out``."""
-    (out / "ablation.json").write_text(json.dumps(result.to_dict(), indent=2))
-    title = "## Ablation: distillation methods at an equal budget\n\n"
-    (out / "ablation.md").write_text(title + result.markdown() + "\n")
-    plot_ablation(result, out / "ablation.png")
-
-
-def plot_ablation(result: AblationResult, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    names = [r["method"] for r in result.rows]
-    tops = [r["top1"] for r in result.rows]
-    fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2.5, 3.8))
-    bars = ax.bar(names, tops, color=["#1f77b4" if n == "relation" else "#9aa9b8" for n in names])
-    for b, v in zip(bars, tops, strict=True):
-        ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.1f}", ha="center", va="bottom", fontsize=9)
-    if result.teacher_top1 is not None:
-        ax.axhline(result.teacher_top1, ls="--", color="#d62728", label=f"teacher {result.teacher_top1:.1f}")
-        ax.legend(loc="lower right")
-    lo = min(tops + ([result.teacher_top1] if result.teacher_top1 is not None else []))
-    ax.set_ylim(max(0.0, lo - 10), 100)
-    ax.set_ylabel("validation top-1 (%)")
-    ax.set_title("students after equal pre-training budget + identical fine-tuning")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+def collect(cfg: AblateConfig, runs: list[Run], setting: Setting, settings: dict[str, Any]) -> AblationResult:
+    """The finished fine-tunes' final top-1 per (arm, labelled size, seed), summarised."""
+    scores: list[dict[str, Any]] = []
+    for run in runs:
+        if run.kind != "train" or not is_done(run):
+            continue
+        top1 = final_top1(run, cfg.labelled_data or cfg.data, cfg.val_split)
+        scores.append({"arm": run.arm, "labelled": run.labelled, "seed": run.seed, "top1": top1, "epochs": run.epochs})
+    return summarise(scores, setting.teacher_top1, settings)

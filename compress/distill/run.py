@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _patch_size(model: Any) -> int | None:
+def patch_size_of(model: Any) -> int | None:
+    """The patch side of a timm ViT (None for models without a patch embedding)."""
     pe = getattr(model, "patch_embed", None)
     size = getattr(pe, "patch_size", None)
     if size is None:
@@ -95,7 +96,7 @@ def distill_once(cfg: DistillConfig) -> Path:
             "logit distillation needs the same classes in the same order"
         )
     img = cfg.student_img_size or t_pre.image_size
-    patch = cfg.student_patch_size or _patch_size(teacher.model)
+    patch = cfg.student_patch_size or patch_size_of(teacher.model)
     student, arch_kwargs = create_model(
         cfg.student,
         num_classes=len(classes),
@@ -119,6 +120,7 @@ def distill_once(cfg: DistillConfig) -> Path:
         teacher_block=cfg.teacher_block,
         drop_path=cfg.drop_path,
         method_options=options,
+        last_block_init=cfg.last_block_init,
     )
     d.report.update(teacher=teacher.source, teacher_preprocess=t_pre.to_dict(), student_preprocess=s_pre.to_dict())
     log.info(

@@ -58,6 +58,29 @@ def _width(model: nn.Module) -> int:
     return int(getattr(model, "embed_dim", getattr(model, "num_features", 0)))
 
 
+def identity_init_untrained(student: nn.Module, freeze: FreezeReport) -> list[str]:
+    """Zero the output layers (attention projection, MLP fc2) of the last block's frozen, untrained branches.
+
+    Relation distillation trains only norm1 and qkv of the student's last block; its attention projection
+    and MLP get no gradient. Zeroed outputs make both residual branches add nothing, so fine-tuning starts
+    from the distilled features passed through unchanged instead of through random layers; the zeroed
+    layers still get gradients (from the first fine-tuning step on) since their inputs are non-zero.
+    Returns the zeroed parameter names (empty when the methods train the whole block).
+    """
+    blocks = transformer_blocks(student)
+    if blocks is None:
+        return []
+    last = len(blocks) - 1
+    targets = [f"blocks.{last}.attn.proj.", f"blocks.{last}.mlp.fc2."]
+    zeroed = []
+    with torch.no_grad():
+        for name, p in student.named_parameters():
+            if name in freeze.frozen and any(name.startswith(t) for t in targets):
+                p.zero_()
+                zeroed.append(name)
+    return zeroed
+
+
 def build_distillation(
     teacher: nn.Module,
     student: nn.Module,
@@ -68,11 +91,13 @@ def build_distillation(
     teacher_block: int | None = None,
     drop_path: float = 0.1,
     method_options: dict[str, dict[str, Any]] | None = None,
+    last_block_init: str = "random",
 ) -> Distillation:
     """Check the combination, align heads, set drop path, freeze unused student parameters.
 
     ``teacher_block``: 1-based (negative from the end) or None for the default rule (last block; 3/4 depth
     for teachers deeper than 12 blocks). ``methods``: (name, weight) pairs from ``parse_methods``.
+    ``last_block_init="identity"`` zeroes the output layers of the last block's untrained branches.
     """
     t_blocks, s_blocks = transformer_blocks(teacher), transformer_blocks(student)
     if s_blocks is None:
@@ -125,6 +150,8 @@ def build_distillation(
     }
     module = DistillModule(student, built, dict(methods))
     freeze = freeze_unused(student, module.student_output)
+    if last_block_init == "identity":
+        report["identity_init"] = identity_init_untrained(student, freeze)
     report.update(frozen=list(freeze.frozen), frozen_params=freeze.frozen_count, trainable_params=freeze.trainable)
     if t_blocks is not None:
         log.info(

@@ -168,3 +168,21 @@ def test_two_process_ddp(teacher_ckpt, tmp_path):
     assert load_state(run / "last")["world_size"] == 2
     _, card = load_model(run)
     assert card.distilled_block_heads == 4
+
+
+def test_identity_last_block_init_zeroes_the_untrained_output_layers(tiny_distill, tmp_path):
+    run = run_config(tiny_distill(last_block_init="identity", output=str(tmp_path / "identity")))
+    model, card = load_model(run)
+    last = model.blocks[-1]
+    for p in (last.attn.proj.weight, last.attn.proj.bias, last.mlp.fc2.weight, last.mlp.fc2.bias):
+        assert torch.count_nonzero(p) == 0
+    assert card.training["distill"]["identity_init"] == [
+        "blocks.1.attn.proj.weight",
+        "blocks.1.attn.proj.bias",
+        "blocks.1.mlp.fc2.weight",
+        "blocks.1.mlp.fc2.bias",
+    ]
+    x = torch.randn(2, 17, 32)
+    assert torch.equal(last(x), x)  # both residual branches add nothing: the block passes features through
+    paper = load_model(run_config(tiny_distill(output=str(tmp_path / "random"))))[0].blocks[-1]
+    assert torch.count_nonzero(paper.mlp.fc2.weight) > 0 and torch.count_nonzero(paper.attn.proj.weight) > 0
