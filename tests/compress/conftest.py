@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,27 @@ def tinymim_cmd(*args: str) -> list[str]:
 
 def run_tinymim(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run(tinymim_cmd(*args), cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def kill_after_second_checkpoint(proc: subprocess.Popen, run_dir: Path, timeout: float = 180) -> None:
+    """SIGKILL ``proc`` right after it swaps in its second ``last/`` checkpoint (a new folder inode).
+
+    Waiting for an event, not a fixed sleep, keeps the kill mid-epoch on any machine: on a fast CPU a sleep
+    lets the run reach an epoch boundary or finish; on a loaded one it may not even pass the first checkpoint.
+    The kill lands a few steps after the second checkpoint at most, possibly while the third is being saved.
+    """
+    last = run_dir / "last"
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while len(seen) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if (last / "state.pt").exists():
+                seen.add(last.stat().st_ino)
+        except FileNotFoundError:  # between the two renames of a checkpoint swap
+            pass
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
 
 
 def write_image(

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
 from compress.checkpoint import load_state
-from tests.compress.conftest import ROOT, TINY_ARCH, cli_env, run_tinymim, tinymim_cmd
+from tests.compress.conftest import ROOT, TINY_ARCH, cli_env, kill_after_second_checkpoint, run_tinymim, tinymim_cmd
 
 # Augmentations stay on (RandAugment, erasing, Mixup/CutMix, drop path): their RNG must resume exactly too.
 ARGS = [
@@ -53,13 +52,7 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path: Path) -> N
         stderr=subprocess.PIPE,
         text=True,
     )
-    state_file = killed / "last" / "state.pt"
-    deadline = time.monotonic() + 180
-    while not state_file.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    time.sleep(0.15)  # let it run on past the first checkpoint (the kill may even land mid-save)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    kill_after_second_checkpoint(proc, killed)  # past the first checkpoint; the kill may even land mid-save
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     state = load_state(killed / "last" if (killed / "last").exists() else killed / ".last.old")
     assert state["epoch"] < 2 and state["batch"] > 0, f"not killed mid-epoch: {state['epoch']=}, {state['batch']=}"

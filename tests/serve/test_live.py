@@ -86,7 +86,19 @@ def _v2_bytes(img: bytes) -> tuple[str, bytes, dict]:
     return f"/v2/models/{MODEL}/infer", head + blob, {"Inference-Header-Content-Length": str(len(head))}
 
 
-def test_concurrent_requests_are_batched(server, reference):
+def test_concurrent_requests_are_batched(tiny, tmp_path, reference):
+    # "always" with a long delay: a batch closes when 8 samples are queued, not when a timer that a fast or a
+    # loaded machine may beat fires, so batches of several samples form on any CPU.
+    server = start_server(
+        tiny.path, tmp_path, "--batch-policy", "always", "--max-queue-delay-ms", "2000", "--max-batch-size", "8"
+    )
+    try:
+        _check_batched(server, reference)
+    finally:
+        assert server.stop() == 0
+
+
+def _check_batched(server, reference):
     before = httpx.get(server.url + "/metrics").text
     imgs = [image_bytes(100 + i) for i in range(48)]
     bodies = [
@@ -111,7 +123,8 @@ def test_concurrent_requests_are_batched(server, reference):
 
 
 def test_overload_sheds_with_503_and_never_mixes_answers(tiny, tmp_path, reference):
-    # The queue (4) can never fill a batch (8), so every batch waits the full 200 ms: the burst overflows it.
+    # The queue (4) can never fill a batch (8), so every batch waits the full 2 s (longer than any stall of a
+    # loaded machine): the burst overflows it.
     srv = start_server(
         tiny.path,
         tmp_path,
@@ -120,7 +133,7 @@ def test_overload_sheds_with_503_and_never_mixes_answers(tiny, tmp_path, referen
         "--max-batch-size",
         "8",
         "--max-queue-delay-ms",
-        "200",
+        "2000",
         "--batch-policy",
         "always",
     )
@@ -143,7 +156,8 @@ def test_overload_sheds_with_503_and_never_mixes_answers(tiny, tmp_path, referen
 
 
 def test_sigterm_drains_in_flight_requests(tiny, tmp_path, reference):
-    srv = start_server(tiny.path, tmp_path, "--max-queue-delay-ms", "3000", "--batch-policy", "always")
+    # The queued requests wait 6 s for batch-mates: time for the refusal check below even on a loaded machine.
+    srv = start_server(tiny.path, tmp_path, "--max-queue-delay-ms", "6000", "--batch-policy", "always")
     imgs = [image_bytes(500 + i) for i in range(6)]
     results: dict[int, httpx.Response | Exception] = {}
 

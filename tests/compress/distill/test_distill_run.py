@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import timm
 import torch
@@ -15,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from compress.checkpoint import load_model, load_state
 from compress.commands.distill import run_config
 from compress.distill.qkv import extract_qkv
-from tests.compress.conftest import ROOT, cli_env, tinymim_cmd
+from tests.compress.conftest import ROOT, cli_env, kill_after_second_checkpoint, tinymim_cmd
 
 STUDENT = ["--student", "vit_tiny", "--student-depth", "2", "--student-embed-dim", "32", "--student-num-heads", "2"]
 
@@ -107,13 +106,7 @@ def test_sigkill_then_resume_matches_uninterrupted(teacher_ckpt, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    state_file = killed / "last" / "state.pt"
-    deadline = time.monotonic() + 180
-    while not state_file.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    kill_after_second_checkpoint(proc, killed)
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     state = load_state(killed / "last" if (killed / "last").exists() else killed / ".last.old")
     assert state["epoch"] < 2
