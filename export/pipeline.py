@@ -149,15 +149,14 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
         )
         report["quantization"] = {}
         if "onnx-int8" in formats:
-            from export.quantize import quantize_dynamic_int8, quantize_static_qdq
+            from export.quantize import DEFAULT_RECIPE, quantize_dynamic_int8, quantize_static_qdq
 
             report["quantization"]["onnx-int8"] = quantize_static_qdq(
                 portable,
                 out / "model.int8.onnx",
                 calib,
                 flavour="cpu",
-                method=cfg.calibration,
-                per_channel=cfg.per_channel,
+                recipe=DEFAULT_RECIPE.replace(calibration=cfg.calibration, per_channel=cfg.per_channel),
                 work_dir=work,
             )
             report["quantization"]["onnx-int8-dynamic"] = quantize_dynamic_int8(
@@ -170,7 +169,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
                 )
                 artifacts.append(_artifact(out, art, file, "int8", "onnxruntime", "onnx"))
         for fmt in (f for f in formats if f.startswith("tensorrt")):
-            from export.quantize import quantize_static_qdq
+            from export.quantize import TENSORRT_RECIPE, quantize_static_qdq
             from export.tensorrt_build import build_engine
 
             precision = fmt.split("-")[1]
@@ -182,8 +181,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
                     src,
                     calib,
                     flavour="tensorrt",
-                    method=cfg.calibration,
-                    per_channel=cfg.per_channel,
+                    recipe=TENSORRT_RECIPE.replace(calibration=cfg.calibration, per_channel=cfg.per_channel),
                     work_dir=work,
                 )
             file = f"model.{precision}.plan"
