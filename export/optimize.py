@@ -51,20 +51,22 @@ class Optimisation:
         }
 
 
-def _onnxslim(src: Path, dst: Path, **_: Any) -> None:
+def slim_graph(src: Path, dst: Path, **_: Any) -> None:
+    """onnxslim: constant folding, dead-node and shape-chain removal (a portable graph)."""
     import onnxslim
 
     onnxslim.slim(str(src), str(dst))
 
 
-def _ort_transformers(src: Path, dst: Path, *, num_heads: int, hidden_size: int) -> None:
+def fuse_transformer_graph(src: Path, dst: Path, *, num_heads: int, hidden_size: int) -> None:
+    """ONNX Runtime's transformer optimizer for ViT (com.microsoft fused ops: ONNX-Runtime-only)."""
     from onnxruntime.transformers.optimizer import optimize_model
 
     opt = optimize_model(str(src), model_type="vit", num_heads=num_heads, hidden_size=hidden_size)
     opt.save_model_to_file(str(dst))
 
 
-_BUILDERS = {"onnxslim": _onnxslim, "ort-transformers": _ort_transformers}
+_BUILDERS = {"onnxslim": slim_graph, "ort-transformers": fuse_transformer_graph}
 
 
 def _session(path: Path, threads: int | None) -> Any:
@@ -153,4 +155,4 @@ def copy_graph(src: Path, dst: Path) -> Path:
     return dst
 
 
-__all__ = ["Optimisation", "choose_graph", "copy_graph"]
+__all__ = ["Optimisation", "choose_graph", "copy_graph", "fuse_transformer_graph", "slim_graph"]
