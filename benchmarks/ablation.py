@@ -63,12 +63,12 @@ def teacher_dir(work: Path, kind: str, patch: int) -> Path:
 
 def make_teacher(work: Path, kind: str, patch: int, device: str) -> Path:
     """Train (or reuse) the teacher of ``kind``; returns its run folder."""
-    from compress.card import ModelCard
     from compress.checkpoint import save_model
-    from compress.commands.train import TrainConfig
-    from compress.commands.train import run_config as train
-    from compress.configio import build_config
     from compress.models import build_from_card
+    from compress.recipe import train_classifier as train
+    from compress.train_config import TrainConfig
+    from tinymim.card import ModelCard
+    from tinymim.configio import build_config
 
     run = teacher_dir(work, kind, patch)
     values = dict(TEACHER, patch_size=patch, device=device, progress=False, output=str(run))
@@ -131,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     args = ap.parse_args(argv)
 
-    from compress.commands.ablate import AblateConfig
-    from compress.commands.ablate import run_config as ablate
-    from compress.configio import build_config
+    from compress.distill.ablation import run_ablation as ablate
+    from compress.distill.config import AblateConfig
+    from tinymim.configio import build_config
 
     size = dict(QUICK if args.quick else FULL)
     for key in ("seeds", "labelled", "finetune_epochs"):

@@ -139,13 +139,13 @@ def op_profile(path: Path, x: np.ndarray, threads: int, runs: int) -> dict[str, 
 def bench_model(key: str, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from compress.card import ModelCard
     from export.latency import interleaved_latency
     from export.onnx_export import export_onnx
     from export.optimize import fuse_transformer_graph, slim_graph
     from export.quantize import quantize_dynamic_int8, quantize_static_qdq
     from export.source import load_eval_set, load_source, serve_inputs, torch_reference
     from serve.runtimes.onnxruntime import OnnxRuntime
+    from tinymim.card import ModelCard
 
     run, train_cmd = trained_student(key, args.cache)
     source = load_source(run)

@@ -1,4 +1,4 @@
-"""Training throughput: `tinymim train` (compress.commands.train.run_config) vs a minimal hand-written loop.
+"""Training throughput: `tinymim train` (compress.recipe.train_classifier) vs a minimal hand-written loop.
 
 Both train the same model (timm ViT), batch, data (built-in Fashion-MNIST subset with the recipe's
 RandAugment/erasing transform), Mixup/CutMix + soft-target CE and timm AdamW with layer decay, in the
@@ -24,9 +24,6 @@ from pathlib import Path
 
 import torch
 
-from compress.card import Preprocess
-from compress.commands.train import TrainConfig, run_config
-from compress.configio import build_config
 from compress.data import (
     FASHION_MNIST_MEAN,
     FASHION_MNIST_STD,
@@ -36,13 +33,17 @@ from compress.data import (
     train_transform,
 )
 from compress.models import create_model
+from compress.recipe import train_classifier
+from compress.train_config import TrainConfig
+from tinymim.card import Preprocess
+from tinymim.configio import build_config
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def tinymim_run(base: dict, workdir: Path, i: int) -> float:
     cfg = build_config(TrainConfig, {**base, "output": str(workdir / f"run{i}")})
-    run = run_config(cfg)
+    run = train_classifier(cfg)
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     return float(record["img_per_s"])
 

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from compress.card import CARD_FILE, CardError, ModelCard
 from compress.errors import CheckpointError
+from tinymim.card import CARD_FILE, CardError, ModelCard
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import timm
 import torch
 from torch import nn
 
-from compress.card import ModelCard
 from compress.errors import CheckpointError, ModelError
+from tinymim.card import ModelCard
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.card import ModelCard, Preprocess
 from compress.checkpoint import read_state_dict, resolve_checkpoint
-from compress.configio import config_to_dict
 from compress.data import DataBundle, TransformDataset, build_datasets, build_mixup, eval_transform, train_transform
 from compress.distributed import DistInfo, init_distributed, seed_everything
 from compress.errors import CheckpointError, ModelError
 from compress.models import create_model, load_weights
 from compress.runner import FitSettings, classification_eval, fit
+from compress.train_config import TrainConfig
+from tinymim.card import ModelCard, Preprocess
+from tinymim.configio import config_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ def _arch_patch(arch: str) -> int:
     return int(m.group(1)) if m else 16
 
 
-def build_classifier(cfg: Any, data: DataBundle, init_card: ModelCard | None) -> tuple[nn.Module, dict[str, Any], str]:
+def build_classifier(
+    cfg: TrainConfig, data: DataBundle, init_card: ModelCard | None
+) -> tuple[nn.Module, dict[str, Any], str]:
     """The model to train: from ``init_card``'s architecture (normal head count, task classifier) or ``cfg``."""
     from compress.models import resolve_arch
 
@@ -96,7 +99,7 @@ def classification_loss(mixup: Any, label_smoothing: float) -> Callable[[nn.Modu
     return loss_fn
 
 
-def _run_dir(cfg: Any, dist: DistInfo) -> Path:
+def _run_dir(cfg: TrainConfig, dist: DistInfo) -> Path:
     if cfg.resume:
         from compress.checkpoint import find_resume_dir
 
@@ -118,8 +121,8 @@ def _run_dir(cfg: Any, dist: DistInfo) -> Path:
     return path
 
 
-def train_classifier(cfg: Any) -> Path:
-    """Run ``cfg`` (a TrainConfig) end to end; returns the run folder."""
+def train_classifier(cfg: TrainConfig) -> Path:
+    """Run ``cfg`` end to end (what ``tinymim train`` runs); returns the run folder (best/ and last/ inside)."""
     dist = init_distributed(cfg.device)
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     run_dir = _run_dir(cfg, dist)

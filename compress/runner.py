@@ -22,7 +22,6 @@ import torch
 import yaml
 from torch import nn
 
-from compress.card import ModelCard
 from compress.checkpoint import (
     WEIGHTS_FILE,
     find_resume_dir,
@@ -36,6 +35,7 @@ from compress.checkpoint import (
 from compress.distributed import DistInfo, ResumableSampler, SeededDataset, barrier
 from compress.engine import LossFn, cosine_lr, evaluate, make_scaler, resolve_amp, train_one_epoch
 from compress.errors import CheckpointError, DataError
+from tinymim.card import ModelCard
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Source:
     model: Any  # torch.nn.Module, eval mode, fp32, CPU
-    card: Any  # compress.card.ModelCard
+    card: Any  # tinymim.card.ModelCard
     weights: Path
     sha256: str
 

@@ -70,7 +70,7 @@ class Artifact:
 class Bundle:
     model_name: str
     labels: list[str]
-    preprocess: dict[str, Any]  # compress.card.Preprocess.to_dict() layout
+    preprocess: dict[str, Any]  # tinymim.card.Preprocess.to_dict() layout
     input: TensorSpec
     output: TensorSpec
     max_batch: int

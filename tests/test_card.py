@@ -1,4 +1,4 @@
-"""compress.card: the model card round-trips and refuses malformed content."""
+"""tinymim.card: the model card round-trips and refuses malformed content."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from compress.card import CardError, ModelCard, Preprocess
+from tinymim.card import CardError, ModelCard, Preprocess
 
 
 def _card() -> ModelCard:

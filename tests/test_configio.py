@@ -1,4 +1,4 @@
-"""compress.configio: YAML + CLI merging, and every kind of bad value rejected before work starts."""
+"""tinymim.configio: YAML + CLI merging, and every kind of bad value rejected before work starts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Literal
 
 import pytest
 
-from compress.configio import add_config_arguments, build_config, config_from_args, field_help, require, save_config
+from tinymim.configio import add_config_arguments, build_config, config_from_args, field_help, require, save_config
 from tinymim.errors import ConfigError
 
 

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from compress.configio import build_config
-from tinymim.quickstart import QuickstartConfig, run_config
+from tinymim.configio import build_config
+from tinymim.quickstart import run_config
+from tinymim.quickstart_config import QuickstartConfig
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""The quickstart's stages: each builds the command's own config and calls its ``run_config``.
+"""The quickstart's stages: each builds the command's own config and calls what the command runs.
 
 Each function takes the quickstart config, the stage folder and the stage's sizes, and returns a small
 JSON-able dict that the summary reads. Heavy imports stay inside the functions.
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tinymim.errors import TinymimError
+from tinymim.quickstart_config import SHORT_RUN_TRAIN, QuickstartConfig
 
 log = logging.getLogger(__name__)
 DATA = "builtin:fashion-mnist"
@@ -23,9 +24,8 @@ class QuickstartError(TinymimError):
     """A quickstart stage failed; what was already finished is kept."""
 
 
-def _train_values(cfg: Any, stage_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
+def _train_values(cfg: QuickstartConfig, stage_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
     from compress.checkpoint import find_resume_dir
-    from tinymim.quickstart import SHORT_RUN_TRAIN
 
     values: dict[str, Any] = {"data": DATA, "device": cfg.device, "progress": cfg.progress, **SHORT_RUN_TRAIN, **sizes}
     values["output"] = str(stage_dir)
@@ -58,20 +58,22 @@ def _model_facts(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def teacher_stage(cfg: Any, stage_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
-    from compress.commands.train import TrainConfig, run_config
-    from compress.configio import build_config
+def teacher_stage(cfg: QuickstartConfig, stage_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
+    from compress.recipe import train_classifier
+    from compress.train_config import TrainConfig
+    from tinymim.configio import build_config
 
     values = _train_values(cfg, stage_dir, sizes)
     values["layer_decay"] = 1.0  # from scratch: layer-wise decay is a fine-tuning device
-    run_dir = run_config(build_config(TrainConfig, values))
+    run_dir = train_classifier(build_config(TrainConfig, values))
     return _model_facts(run_dir)
 
 
-def distill_stage(cfg: Any, stage_dir: Path, teacher_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
+def distill_stage(cfg: QuickstartConfig, stage_dir: Path, teacher_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
     from compress.checkpoint import find_resume_dir
-    from compress.commands.distill import DistillConfig, run_config
-    from compress.configio import build_config
+    from compress.distill.config import DistillConfig
+    from compress.distill.run import run_distill
+    from tinymim.configio import build_config
 
     values: dict[str, Any] = {
         "teacher": str(teacher_dir),
@@ -84,24 +86,26 @@ def distill_stage(cfg: Any, stage_dir: Path, teacher_dir: Path, sizes: dict[str,
         **sizes,
     }
     values["resume"] = find_resume_dir(stage_dir) is not None
-    run_dir = run_config(build_config(DistillConfig, values))
+    run_dir = run_distill(build_config(DistillConfig, values))
     facts = _model_facts(run_dir)
     return facts
 
 
-def finetune_stage(cfg: Any, stage_dir: Path, distill_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
-    from compress.commands.train import TrainConfig, run_config
-    from compress.configio import build_config
+def finetune_stage(cfg: QuickstartConfig, stage_dir: Path, distill_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
+    from compress.recipe import train_classifier
+    from compress.train_config import TrainConfig
+    from tinymim.configio import build_config
 
     values = _train_values(cfg, stage_dir, sizes)
     values["init"] = str(distill_dir)
-    run_dir = run_config(build_config(TrainConfig, values))
+    run_dir = train_classifier(build_config(TrainConfig, values))
     return _model_facts(run_dir)
 
 
-def export_stage(cfg: Any, stage_dir: Path, finetune_dir: Path) -> dict[str, Any]:
-    from compress.configio import build_config
-    from export.command import ExportConfig, run_config
+def export_stage(cfg: QuickstartConfig, stage_dir: Path, finetune_dir: Path) -> dict[str, Any]:
+    from export.config import ExportConfig
+    from export.pipeline import export_bundle
+    from tinymim.configio import build_config
 
     eval_images = 300 if cfg.scale == "tiny" else 1000
     export_cfg = build_config(
@@ -113,7 +117,7 @@ def export_stage(cfg: Any, stage_dir: Path, finetune_dir: Path) -> dict[str, Any
             "model_name": "quickstart-student",
         },
     )
-    result = run_config(export_cfg)
+    result = export_bundle(export_cfg)
     artifacts = [
         {k: a.get(k) for k in ("name", "precision", "servable", "reason", "latency_ms")}
         | {"gate": (a.get("gate") or {}).get("worst", {})}
@@ -150,7 +154,7 @@ def _held_out_images(n: int) -> tuple[list[bytes], list[int]]:
     return images, labels
 
 
-def serve_stage(cfg: Any, stage_dir: Path, bundle_dir: Path) -> dict[str, Any]:
+def serve_stage(cfg: QuickstartConfig, stage_dir: Path, bundle_dir: Path) -> dict[str, Any]:
     import httpx
     import numpy as np
 

@@ -1,49 +1,15 @@
 """``tinymim eval CHECKPOINT --data ...``: top-1/top-5, per-class accuracy, confusion matrix (PNG + JSON).
 
-The images are preprocessed exactly as the card says (``eval_transform(card.preprocess)``); the data's
-class names must be the card's labels (same names; order may differ).
+CLI glue only: the config and the work are in :mod:`compress.evaluation`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
 
-from compress.configio import add_config_arguments, config_from_args, field_help, require
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    checkpoint: str = field(
-        default="", metadata=field_help("run folder (best/ else last/), checkpoint folder or weights file")
-    )
-    data: str = field(default="builtin:fashion-mnist", metadata=field_help("builtin:fashion-mnist or an image folder"))
-    split: Literal["val", "train"] = field(default="val", metadata=field_help("which split to evaluate"))
-    val_split: float = field(default=0.1, metadata=field_help("validation fraction for a folder without train/ val/"))
-    strict_data: bool = field(default=False, metadata=field_help("unreadable images are an error instead of skipped"))
-    limit: int | None = field(default=None, metadata=field_help("evaluate a class-balanced subset of N images"))
-    batch_size: int = field(default=128, metadata=field_help("evaluation batch size"))
-    num_workers: int = field(default=0, metadata=field_help("data-loader worker processes"))
-    device: str = field(default="auto", metadata=field_help("auto, cpu, cuda or cuda:N"))
-    output: str | None = field(
-        default=None, metadata=field_help("folder for eval.json and confusion.png (default: <checkpoint>/eval)")
-    )
-
-    def validate(self) -> None:
-        require(bool(self.checkpoint), "give the checkpoint to evaluate: tinymim eval CHECKPOINT --data ...")
-        require(Path(self.checkpoint).exists(), f"config key 'checkpoint': {self.checkpoint} does not exist")
-        if not self.data.startswith("builtin:"):
-            require(Path(self.data).expanduser().is_dir(), f"config key 'data': folder {self.data} does not exist")
-        require(self.batch_size >= 1, f"config key 'batch_size' must be >= 1, got {self.batch_size}")
-        require(self.limit is None or self.limit >= 1, f"config key 'limit' must be >= 1, got {self.limit}")
-        require(self.num_workers >= 0, f"config key 'num_workers' must be >= 0, got {self.num_workers}")
-        require(0 <= self.val_split < 1, f"config key 'val_split' must be in [0, 1), got {self.val_split}")
+from compress.evaluation import EvalConfig, evaluate_checkpoint
+from tinymim.configio import add_config_arguments, config_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,86 +18,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(EvalConfig, args)
-    result = run_config(cfg)
+    result = evaluate_checkpoint(cfg)
     print(json.dumps({k: v for k, v in result.items() if k not in ("confusion_matrix",)}, indent=2))
     return 0
-
-
-def per_class_and_confusion(preds: Any, targets: Any, num_classes: int) -> tuple[list[list[int]], list[float | None]]:
-    """Confusion counts m[true][pred] and per-class accuracy 100 * m[c][c] / sum_j m[c][j] (None if no samples)."""
-    import numpy as np
-
-    m = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(m, (np.asarray(targets), np.asarray(preds)), 1)
-    rows = m.sum(axis=1)
-    acc = [float(100.0 * m[c, c] / rows[c]) if rows[c] else None for c in range(num_classes)]
-    return m.tolist(), acc
-
-
-def run_config(cfg: EvalConfig) -> dict[str, Any]:
-    """Evaluate; writes ``eval.json`` and ``confusion.png`` into the output folder and returns the results."""
-    import torch
-
-    from compress.checkpoint import load_model
-    from compress.data import TransformDataset, build_datasets, eval_transform
-    from compress.distributed import resolve_device
-    from compress.engine import evaluate
-    from compress.errors import DataError
-    from compress.plots import plot_confusion
-
-    device = resolve_device(cfg.device)
-    model, card = load_model(cfg.checkpoint, device=device)
-    if card.num_classes == 0 or card.task != "classifier":
-        raise DataError(
-            f"{cfg.checkpoint} is a {card.task} without a trained head; fine-tune it with tinymim train --init"
-        )
-    data = build_datasets(
-        cfg.data,
-        val_split=cfg.val_split,
-        strict=cfg.strict_data,
-        in_chans=card.preprocess.channels,
-        limit_train=cfg.limit if cfg.split == "train" else None,
-        limit_val=cfg.limit if cfg.split == "val" else None,
-    )
-    if sorted(data.classes) != sorted(card.labels):
-        raise DataError(f"the data's classes {list(data.classes)} are not the model's labels {list(card.labels)}")
-    remap = [card.labels.index(c) for c in data.classes]  # data label -> model label
-    ds = TransformDataset(data.train if cfg.split == "train" else data.val, eval_transform(card.preprocess))
-    loader = torch.utils.data.DataLoader(
-        ds,
-        batch_size=cfg.batch_size,
-        num_workers=cfg.num_workers,
-        collate_fn=lambda items: (torch.stack([x for x, _ in items]), torch.tensor([remap[y] for _, y in items])),
-    )
-    res = evaluate(model, loader, device, return_outputs=True, progress=True)
-    preds = res["logits"].argmax(dim=1).numpy()
-    matrix, acc = per_class_and_confusion(preds, res["targets"].numpy(), card.num_classes)
-    out_dir = Path(cfg.output) if cfg.output else _default_output(Path(cfg.checkpoint))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = {
-        "checkpoint": str(cfg.checkpoint),
-        "data": cfg.data,
-        "split": cfg.split,
-        "n": res["n"],
-        "top1": res["top1"],
-        "top5": res["top5"],
-        "loss": res["loss"],
-        "per_class_accuracy": dict(zip(card.labels, acc, strict=True)),
-        "labels": list(card.labels),
-        "confusion_matrix": matrix,
-        "confusion_png": str(out_dir / "confusion.png"),
-    }
-    (out_dir / "eval.json").write_text(json.dumps(result, indent=2))
-    plot_confusion(matrix, card.labels, out_dir / "confusion.png")
-    log.info(
-        "top-1 %.2f%%  top-5 %.2f%% on %d images; wrote %s", res["top1"], res["top5"], res["n"], out_dir / "eval.json"
-    )
-    return result
-
-
-def _default_output(ckpt: Path) -> Path:
-    """RUN/eval for a run folder; ``eval-<name>`` beside a checkpoint folder (never inside it)."""
-    if ckpt.is_dir() and not (ckpt / "model.safetensors").is_file():
-        return ckpt / "eval"
-    folder = ckpt if ckpt.is_dir() else ckpt.parent
-    return folder.parent / f"eval-{folder.name}"

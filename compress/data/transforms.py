@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from compress.card import Preprocess
+from tinymim.card import Preprocess
 
 
 def eval_transform(preprocess: Preprocess) -> Callable[[Any], Any]:

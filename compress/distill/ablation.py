@@ -17,13 +17,15 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from compress.distill.ablation_report import AblationResult, summarise, write_report
+from compress.distill.config import ARMS, AblateConfig, DistillConfig, teacher_student_values
 from compress.distill.errors import DistillError
-
-if TYPE_CHECKING:
-    from compress.commands.ablate import AblateConfig
+from compress.distill.run import run_distill
+from compress.recipe import train_classifier
+from compress.train_config import TrainConfig
+from tinymim.configio import build_config, config_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +65,11 @@ class Run:
     @property
     def config(self) -> Any:
         """The validated config (built when needed: a fine-tune's --init exists only after its distillation)."""
-        from compress.commands.distill import DistillConfig
-        from compress.commands.train import TrainConfig
-        from compress.configio import build_config
-
         return build_config(DistillConfig if self.kind == "distill" else TrainConfig, self.values)
 
 
 def arms_for(cfg: AblateConfig, teacher_is_classifier: bool) -> list[str]:
     """The arms to run: as asked, or all of them (the logits arms only with a classifier teacher)."""
-    from compress.commands.ablate import ARMS
-
     if cfg.methods:
         bad = [a for a in cfg.methods if a in LOGITS_ARMS and not teacher_is_classifier]
         if bad:
@@ -95,10 +91,6 @@ def _subset_dir(n: int) -> str:
 
 def plan(cfg: AblateConfig, setting: Setting) -> list[Run]:
     """Every run, seed by seed (a first seed of every arm finishes before the second starts)."""
-    from compress.commands.distill import DistillConfig
-    from compress.commands.train import TrainConfig
-    from compress.configio import build_config
-
     out = Path(cfg.output)
     arms = arms_for(cfg, setting.teacher_is_classifier)
     runs: list[Run] = []
@@ -122,21 +114,7 @@ def plan(cfg: AblateConfig, setting: Setting) -> list[Run]:
 
 def _distill_values(cfg: AblateConfig, arm: str, seed: int, run_dir: Path) -> dict[str, Any]:
     return dict(
-        teacher=cfg.teacher,
-        teacher_weights=cfg.teacher_weights,
-        teacher_mean=cfg.teacher_mean,
-        teacher_std=cfg.teacher_std,
-        teacher_img_size=cfg.teacher_img_size,
-        teacher_depth=cfg.teacher_depth,
-        teacher_embed_dim=cfg.teacher_embed_dim,
-        teacher_num_heads=cfg.teacher_num_heads,
-        teacher_patch_size=cfg.teacher_patch_size,
-        teacher_block=cfg.teacher_block,
-        student=cfg.student,
-        student_depth=cfg.student_depth,
-        student_embed_dim=cfg.student_embed_dim,
-        student_num_heads=cfg.student_num_heads,
-        student_patch_size=cfg.student_patch_size,
+        teacher_student_values(cfg),
         data=cfg.data,
         val_split=cfg.val_split,
         limit_train=cfg.pool_limit,
@@ -211,8 +189,6 @@ def _check_same_settings(run: Run) -> None:
     """A run folder made with other settings is never silently reused."""
     import yaml
 
-    from compress.configio import config_to_dict
-
     saved_file = run.run_dir / "config.yaml"
     if not saved_file.is_file():
         return
@@ -231,8 +207,6 @@ def execute(run: Run) -> None:
     import dataclasses
 
     from compress.checkpoint import find_resume_dir
-    from compress.commands.distill import run_config as distill
-    from compress.commands.train import run_config as train
 
     _check_same_settings(run)
     if is_done(run):
@@ -247,9 +221,9 @@ def execute(run: Run) -> None:
         f" ({run.epochs} epochs)",
     )
     if run.kind == "distill":
-        distill(dataclasses.replace(run.config, resume=resumable))
+        run_distill(dataclasses.replace(run.config, resume=resumable))
     else:
-        train(dataclasses.replace(run.config, resume=str(run.run_dir) if resumable else None))
+        train_classifier(dataclasses.replace(run.config, resume=str(run.run_dir) if resumable else None))
 
 
 def final_top1(run: Run, labelled_data: str, val_split: float) -> float:
@@ -292,12 +266,8 @@ def describe_setting(cfg: AblateConfig) -> Setting:
         mean=cfg.teacher_mean,
         std=cfg.teacher_std,
         img_size=cfg.teacher_img_size,
-        arch_overrides={
-            "depth": cfg.teacher_depth,
-            "embed_dim": cfg.teacher_embed_dim,
-            "num_heads": cfg.teacher_num_heads,
-            "patch_size": cfg.teacher_patch_size,
-        },
+        in_chans=cfg.teacher_in_chans,
+        arch_overrides=cfg.teacher_arch_overrides,
     )
     chans = t.preprocess.channels
     pool = build_datasets(
@@ -318,17 +288,17 @@ def describe_setting(cfg: AblateConfig) -> Setting:
             TransformDataset(labelled.val, eval_transform(t.preprocess)), batch_size=512
         )
         top1 = float(evaluate(t.model, loader, torch.device("cpu"))["top1"])
-    size = t.preprocess.image_size
+    # the scratch arms copy the distilled students' geometry and normalisation (compress.distill.run's rules)
     student = {
         "arch": resolve_arch(cfg.student),
-        "img_size": size,
+        "img_size": cfg.student_img_size or t.preprocess.image_size,
         "patch_size": cfg.student_patch_size or patch_size_of(t.model),
         "depth": cfg.student_depth,
         "num_heads": cfg.student_num_heads,
         "embed_dim": cfg.student_embed_dim,
         "in_chans": chans,
-        "mean": tuple(pool.mean),
-        "std": tuple(pool.std),
+        "mean": tuple(cfg.student_mean or pool.mean),
+        "std": tuple(cfg.student_std or pool.std),
     }
     return Setting(student, len(pool.train), sizes, same_classes, top1)
 
@@ -338,8 +308,6 @@ def run_ablation(cfg: AblateConfig) -> AblationResult:
 
     The report is rewritten after every finished fine-tune, so an interrupted ablation leaves a partial one.
     """
-    from compress.configio import config_to_dict
-
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     setting = describe_setting(cfg)

@@ -1,16 +1,16 @@
-"""One distillation run: load and check everything, then hand the pieces to ``compress.runner.fit``."""
+"""Distillation runs: ``run_distill`` (one run or a chain of stages) and ``distill_once`` (load and check
+everything, then hand the pieces to ``compress.runner.fit``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from compress.card import ModelCard, Preprocess
+from compress.distill.config import DistillConfig, stage_configs
 from compress.distill.errors import DistillError
-
-if TYPE_CHECKING:
-    from compress.commands.distill import DistillConfig
+from tinymim.card import ModelCard, Preprocess
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +24,23 @@ def patch_size_of(model: Any) -> int | None:
     return int(size[0] if isinstance(size, (tuple, list)) else size)
 
 
+def run_distill(cfg: DistillConfig) -> Path:
+    """Run the distillation (or each stage of a chain); returns the final student's run folder."""
+    from compress.checkpoint import find_resume_dir
+
+    run_dir = Path(cfg.output)
+    stages = stage_configs(cfg)
+    for i, stage in enumerate(stages, 1):
+        if len(stages) > 1 and stage.resume and find_resume_dir(stage.output) is None:
+            log.info("chain stage %d (%s) has not started yet: starting it", i, stage.output)
+            stage = dataclasses.replace(stage, resume=False)
+        run_dir = distill_once(stage)
+    return run_dir
+
+
 def distill_once(cfg: DistillConfig) -> Path:
     """Distil ``cfg.teacher`` into a new student; returns the run folder (student in last/, card inside)."""
     from compress.checkpoint import find_resume_dir
-    from compress.configio import config_to_dict
     from compress.data import TransformDataset, build_datasets, eval_transform, is_labelled
     from compress.distill.preflight import check_methods_against_data, check_methods_against_teacher
     from compress.distill.schedule import build_optimizer, scaled_lr
@@ -38,6 +51,7 @@ def distill_once(cfg: DistillConfig) -> Path:
     from compress.losses import parse_methods
     from compress.models import create_model, resolve_arch
     from compress.runner import FitSettings, classification_eval, fit
+    from tinymim.configio import config_to_dict
 
     run_dir = Path(cfg.output)
     if cfg.resume and find_resume_dir(run_dir) is None:
@@ -55,12 +69,7 @@ def distill_once(cfg: DistillConfig) -> Path:
         std=cfg.teacher_std,
         img_size=cfg.teacher_img_size,
         in_chans=cfg.teacher_in_chans,
-        arch_overrides={
-            "depth": cfg.teacher_depth,
-            "embed_dim": cfg.teacher_embed_dim,
-            "num_heads": cfg.teacher_num_heads,
-            "patch_size": cfg.teacher_patch_size,
-        },
+        arch_overrides=cfg.teacher_arch_overrides,
     )
     options = {"logits": {"temperature": cfg.temperature, "alpha": cfg.alpha}, "logits_hard": {"alpha": cfg.alpha}}
     check_methods_against_teacher(methods, teacher=teacher)

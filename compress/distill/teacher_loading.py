@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from compress.card import ModelCard, Preprocess
 from compress.checkpoint import CARD_FILE, resolve_checkpoint
 from compress.distill.errors import DistillError, NormalizationError
+from tinymim.card import ModelCard, Preprocess
 
 log = logging.getLogger(__name__)
 

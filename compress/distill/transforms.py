@@ -29,7 +29,7 @@ class ViewSpec:
 
     @classmethod
     def from_preprocess(cls, pre: object) -> ViewSpec:
-        """From a ``compress.card.Preprocess``."""
+        """From a ``tinymim.card.Preprocess``."""
         c, h, _ = pre.input_size  # type: ignore[attr-defined]
         return cls(int(c), int(h), tuple(pre.mean), tuple(pre.std))  # type: ignore[attr-defined]
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from compress.card import ModelCard, Preprocess
 from compress.checkpoint import (
     atomic_dir,
     load_model,
@@ -22,6 +21,7 @@ from compress.checkpoint import (
 )
 from compress.errors import CheckpointError
 from compress.models import create_model
+from tinymim.card import ModelCard, Preprocess
 
 
 def _model_and_card(**over):

@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from compress.card import ModelCard, Preprocess
 from compress.checkpoint import load_model, load_state
 from compress.distributed import DistInfo
 from compress.engine import cosine_lr, evaluate, train_one_epoch
 from compress.errors import NonFiniteLossError
 from compress.models import create_model
 from compress.runner import FitSettings, fit
+from tinymim.card import ModelCard, Preprocess
 
 
 def test_cosine_lr_values() -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from compress.card import ModelCard, Preprocess
 from compress.checkpoint import save_model
-from compress.commands.evaluate import per_class_and_confusion
+from compress.evaluation import per_class_and_confusion
 from compress.models import create_model
 from tests.compress.conftest import write_image
+from tinymim.card import ModelCard, Preprocess
 from tinymim.cli import main
 
 VAL_COUNTS = {"c0": 1, "c1": 2, "c2": 3, "c3": 1, "c4": 2, "c5": 3}  # 12 validation images

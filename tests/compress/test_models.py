@@ -8,9 +8,9 @@ import pytest
 import torch
 from timm.layers import resample_abs_pos_embed
 
-from compress.card import ModelCard, Preprocess
 from compress.errors import CheckpointError, ModelError
 from compress.models import build_from_card, create_model, load_weights, resolve_arch, set_block_heads
+from tinymim.card import ModelCard, Preprocess
 
 TINY = dict(patch_size=4, depth=2, embed_dim=32, num_heads=2)
 

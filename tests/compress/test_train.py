@@ -9,12 +9,13 @@ import pytest
 import torch
 import yaml
 
-from compress.card import ModelCard, Preprocess
 from compress.checkpoint import load_model, save_model
-from compress.commands.train import TrainConfig, run_config
-from compress.configio import build_config, config_to_dict
 from compress.data import FASHION_MNIST_CLASSES
 from compress.models import create_model
+from compress.recipe import train_classifier
+from compress.train_config import TrainConfig
+from tinymim.card import ModelCard, Preprocess
+from tinymim.configio import build_config, config_to_dict
 
 TINY = {"depth": 2, "embed_dim": 48, "num_heads": 2, "progress": False}
 
@@ -34,7 +35,7 @@ def test_tiny_run_learns_and_fills_the_run_folder(tmp_path: Path) -> None:
             **TINY,
         },
     )
-    run = run_config(cfg)
+    run = train_classifier(cfg)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [0, 1, 2, 3]
     assert records[-1]["train_loss"] < records[0]["train_loss"]
@@ -81,7 +82,7 @@ def test_finetune_from_a_distilled_backbone_restores_heads(tmp_path: Path) -> No
             "img_size": 16,
         },
     )
-    run = run_config(cfg)
+    run = train_classifier(cfg)
     model, ft_card = load_model(run)
     assert ft_card.task == "classifier" and ft_card.distilled_block_heads is None
     assert [b.attn.num_heads for b in model.blocks] == [2, 2]
@@ -108,6 +109,6 @@ def test_short_mixed_precision_run_on_gpu(tmp_path: Path) -> None:
             **TINY,
         },
     )
-    run = run_config(cfg)
+    run = train_classifier(cfg)
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     assert record["step"] == 8 and record["val_n"] == 64

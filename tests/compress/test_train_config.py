@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from compress.commands.evaluate import EvalConfig
-from compress.commands.train import TrainConfig
-from compress.configio import build_config
+from compress.evaluation import EvalConfig
+from compress.train_config import TrainConfig
 from tinymim.cli import main
+from tinymim.configio import build_config
 from tinymim.errors import ConfigError
 
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from compress.card import Preprocess
 from compress.data import build_mixup, eval_transform, train_transform
 from serve.preprocess import Preprocessor
+from tinymim.card import Preprocess
 
 
 @pytest.mark.parametrize("channels", [1, 3])

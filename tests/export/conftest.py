@@ -29,7 +29,6 @@ def train_tiny(steps: int = 150, seed: int = 0):
     """(model, card) of a tiny ViT trained for ``steps`` SGD steps on Fashion-MNIST at 32 px."""
     import torch
 
-    from compress.card import ModelCard, Preprocess
     from compress.data import (
         FASHION_MNIST_CLASSES,
         FASHION_MNIST_MEAN,
@@ -38,6 +37,7 @@ def train_tiny(steps: int = 150, seed: int = 0):
         eval_transform,
     )
     from compress.models import build_from_card
+    from tinymim.card import ModelCard, Preprocess
 
     torch.manual_seed(seed)
     card = ModelCard(
@@ -80,7 +80,8 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def exported_bundle(tiny_checkpoint, tmp_path_factory):
     """One full export of the tiny checkpoint (ONNX + both INT8 flavours), shared by the read-only tests."""
-    from export.command import ExportConfig, run_config
+    from export.config import ExportConfig
+    from export.pipeline import export_bundle
 
     out = tmp_path_factory.mktemp("bundle") / "b"
     cfg = ExportConfig(
@@ -94,4 +95,4 @@ def exported_bundle(tiny_checkpoint, tmp_path_factory):
         threads=1,
         triton_repo=str(out.parent / "triton"),
     )
-    return run_config(cfg)
+    return export_bundle(cfg)

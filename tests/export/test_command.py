@@ -8,13 +8,14 @@ import shutil
 import onnx
 import pytest
 
-from compress.card import ModelCard
-from export.command import ExportConfig, run_config
+from export.config import ExportConfig
 from export.errors import EvalDataError, SourceError, ToolMissing
+from export.pipeline import export_bundle
 from export.tensorrt_build import tensorrt_status
 from export.triton import triton_model_name
 from serve.bundle import load_bundle, sha256_file
 from serve.runtimes import open_runtime
+from tinymim.card import ModelCard
 from tinymim.cli import main
 from tinymim.errors import ConfigError
 
@@ -111,7 +112,7 @@ def test_failing_gate_keeps_artifact_unservable_and_exits_nonzero(tiny_checkpoin
         latency_repeats=1,
         gate=("fp32.min_cosine=1.5",),
     )
-    r = run_config(cfg)
+    r = export_bundle(cfg)
     assert r.exit_code == 3 and r.failed == ["onnx-fp32"]
     bundle = load_bundle(r.bundle)
     a = bundle.artifact("onnx-fp32")
@@ -122,7 +123,7 @@ def test_failing_gate_keeps_artifact_unservable_and_exits_nonzero(tiny_checkpoin
 def test_tensorrt_requested_without_gpu_fails_at_once(tmp_path):
     cfg = ExportConfig(checkpoint=str(tmp_path / "does-not-exist"), out=str(tmp_path / "b"), formats=("tensorrt-fp16",))
     with pytest.raises(ToolMissing, match=r"pip install tinymim\[tensorrt\]"):
-        run_config(cfg)  # raised before the (missing) checkpoint is even looked at
+        export_bundle(cfg)  # raised before the (missing) checkpoint is even looked at
     assert not (tmp_path / "b").exists()
     assert main(["export", str(tmp_path / "x"), "--out", str(tmp_path / "b"), "--formats", "tensorrt-int8"]) == 2
 
@@ -174,7 +175,7 @@ def _cfg(ckpt, tmp_path, **kw):
 
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(SourceError, match="does not exist"):
-        run_config(_cfg(tmp_path / "nope", tmp_path))
+        export_bundle(_cfg(tmp_path / "nope", tmp_path))
 
 
 def test_checkpoint_without_card(tiny_checkpoint, tmp_path):
@@ -182,7 +183,7 @@ def test_checkpoint_without_card(tiny_checkpoint, tmp_path):
     shutil.copytree(tiny_checkpoint, ck)
     (ck / "card.json").unlink()
     with pytest.raises(SourceError, match="no model card"):
-        run_config(_cfg(ck, tmp_path))
+        export_bundle(_cfg(ck, tmp_path))
 
 
 def test_corrupt_checkpoint(tiny_checkpoint, tmp_path):
@@ -190,12 +191,12 @@ def test_corrupt_checkpoint(tiny_checkpoint, tmp_path):
     shutil.copytree(tiny_checkpoint, ck)
     (ck / "model.safetensors").write_bytes(b"\x00garbage" * 10)
     with pytest.raises(SourceError, match="cannot read weights"):
-        run_config(_cfg(ck, tmp_path))
+        export_bundle(_cfg(ck, tmp_path))
 
 
 def test_eval_data_missing(tiny_checkpoint, tmp_path):
     with pytest.raises(EvalDataError, match="not a folder"):
-        run_config(_cfg(tiny_checkpoint, tmp_path, eval_data=str(tmp_path / "no-such-folder")))
+        export_bundle(_cfg(tiny_checkpoint, tmp_path, eval_data=str(tmp_path / "no-such-folder")))
 
 
 def test_eval_data_with_wrong_classes(tiny_checkpoint, tmp_path):
@@ -207,7 +208,7 @@ def test_eval_data_with_wrong_classes(tiny_checkpoint, tmp_path):
         for i in range(6):
             Image.new("L", (28, 28), color=40 * i).save(root / cls / f"{i}.png")
     with pytest.raises(EvalDataError, match="classes"):
-        run_config(_cfg(tiny_checkpoint, tmp_path, eval_data=str(root)))
+        export_bundle(_cfg(tiny_checkpoint, tmp_path, eval_data=str(root)))
 
 
 def test_serve_selects_a_gated_artifact_from_the_bundle(exported_bundle):

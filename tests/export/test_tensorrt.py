@@ -24,10 +24,11 @@ def test_engine_from_another_device_is_refused_with_rebuild_hint():
 @pytest.mark.gpu
 @pytest.mark.tensorrt
 def test_tensorrt_fp16_and_int8_pass_the_gate(tiny_checkpoint, tmp_path):
-    from export.command import ExportConfig, run_config
+    from export.config import ExportConfig
+    from export.pipeline import export_bundle
     from serve.bundle import load_bundle
 
-    r = run_config(
+    r = export_bundle(
         ExportConfig(
             checkpoint=str(tiny_checkpoint),
             out=str(tmp_path / "b"),
@@ -53,11 +54,12 @@ def test_tensorrt_fp16_and_int8_pass_the_gate(tiny_checkpoint, tmp_path):
 @pytest.mark.gpu
 @pytest.mark.tensorrt
 def test_engine_with_mismatched_sidecar_does_not_load(tiny_checkpoint, tmp_path):
-    from export.command import ExportConfig, run_config
+    from export.config import ExportConfig
+    from export.pipeline import export_bundle
     from serve.bundle import load_bundle
     from serve.runtimes import open_runtime
 
-    r = run_config(
+    r = export_bundle(
         ExportConfig(
             checkpoint=str(tiny_checkpoint),
             out=str(tmp_path / "b"),

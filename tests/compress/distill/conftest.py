@@ -50,10 +50,10 @@ def make_vit():
 @pytest.fixture(scope="session")
 def teacher_ckpt(tmp_path_factory):
     """A tiny tinymim teacher checkpoint (ViT, 16 px, 1 channel, 4 heads of width 16, Fashion-MNIST labels)."""
-    from compress.card import ModelCard, Preprocess
     from compress.checkpoint import save_model
     from compress.data import FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD
     from compress.models import create_model
+    from tinymim.card import ModelCard, Preprocess
 
     torch.manual_seed(0)
     model, kw = create_model(
@@ -71,8 +71,8 @@ def teacher_ckpt(tmp_path_factory):
 @pytest.fixture
 def tiny_distill(tmp_path, teacher_ckpt):
     """Build a tiny, validated DistillConfig: ``tiny_distill(**overrides)``."""
-    from compress.commands.distill import DistillConfig
-    from compress.configio import build_config
+    from compress.distill.config import DistillConfig
+    from tinymim.configio import build_config
 
     def make(**overrides):
         values = dict(

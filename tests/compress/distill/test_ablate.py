@@ -9,12 +9,12 @@ import math
 import pytest
 import yaml
 
-from compress.commands.ablate import AblateConfig, run_config
-from compress.configio import build_config
-from compress.distill.ablation import Setting, plan
+from compress.distill.ablation import Setting, plan, run_ablation
 from compress.distill.ablation_report import summarise
+from compress.distill.config import AblateConfig
 from compress.distill.errors import DistillError
 from tests.compress.conftest import COLORS, write_image
+from tinymim.configio import build_config
 from tinymim.errors import ConfigError
 
 
@@ -56,7 +56,7 @@ def test_label_scarce_ablation_runs_every_arm_and_seed_and_reports_the_spread(
     teacher_ckpt, pool, color_folder, tmp_path
 ):
     cfg = _cfg(teacher_ckpt, tmp_path, data=str(pool), labelled_data=str(color_folder))
-    result = run_config(cfg)
+    result = run_ablation(cfg)
     out = tmp_path / "abl"
     assert [r["arm"] for r in result.rows] == ["scratch", "scratch_compute", "relation"]
     for r in result.rows:
@@ -91,11 +91,13 @@ def test_label_scarce_ablation_runs_every_arm_and_seed_and_reports_the_spread(
 
     # a rerun reuses every finished run (nothing retrains) ...
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")}
-    assert run_config(cfg).rows == result.rows
+    assert run_ablation(cfg).rows == result.rows
     assert {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")} == stamps
     # ... and refuses to reuse folders made with other settings
     with pytest.raises(DistillError, match=r"made with other settings \(epochs\)"):
-        run_config(_cfg(teacher_ckpt, tmp_path, data=str(pool), labelled_data=str(color_folder), finetune_epochs=(2,)))
+        run_ablation(
+            _cfg(teacher_ckpt, tmp_path, data=str(pool), labelled_data=str(color_folder), finetune_epochs=(2,))
+        )
 
 
 def test_plan_distils_once_per_arm_and_seed_with_soft_labels_only(teacher_ckpt, tmp_path):
@@ -146,11 +148,11 @@ def test_summary_gain_is_paired_by_seed():
 
 
 def test_logits_arms_need_a_classifier_teacher(tiny_distill, tmp_path):
-    from compress.commands.distill import run_config as distill
+    from compress.distill.run import run_distill as distill
 
     backbone = distill(tiny_distill(output=str(tmp_path / "backbone"), limit_train=32))
     with pytest.raises(DistillError, match=r"arms \['logits'\].*no classifier head"):
-        run_config(_cfg(backbone, tmp_path, methods=("relation", "logits")))
+        run_ablation(_cfg(backbone, tmp_path, methods=("relation", "logits")))
 
 
 def test_config_errors(teacher_ckpt):

@@ -6,8 +6,9 @@ import argparse
 
 import pytest
 
-from compress.commands.distill import DistillConfig, add_arguments, stage_configs
-from compress.configio import build_config, config_from_args
+from compress.commands.distill import add_arguments
+from compress.distill.config import DistillConfig, stage_configs
+from tinymim.configio import build_config, config_from_args
 from tinymim.errors import ConfigError
 
 YAML = """

@@ -7,14 +7,14 @@ import json
 import torch
 
 from compress.checkpoint import load_model
-from compress.commands.distill import DistillConfig
-from compress.commands.distill import run_config as distill
-from compress.commands.train import TrainConfig
-from compress.commands.train import run_config as train
-from compress.configio import build_config
 from compress.data import TransformDataset, build_datasets, eval_transform
+from compress.distill.config import DistillConfig
+from compress.distill.run import run_distill as distill
 from compress.engine import evaluate
 from compress.models import build_from_card
+from compress.recipe import train_classifier as train
+from compress.train_config import TrainConfig
+from tinymim.configio import build_config
 
 TINY = dict(
     limit_val=300,

@@ -8,8 +8,8 @@ import pytest
 import timm
 from safetensors.torch import save_file
 
-from compress.commands.distill import run_config
 from compress.distill.errors import AlignmentError, DistillError, NormalizationError
+from compress.distill.run import run_distill
 from compress.errors import CheckpointError, DataError
 from tinymim.errors import ConfigError
 
@@ -35,7 +35,7 @@ def test_teacher_weights_that_do_not_fit(tiny_distill, tmp_path, make_vit):
     with pytest.raises(
         CheckpointError, match=r"(?s)do not fit vit_tiny_patch16_224.*missing keys \(120\): blocks\.10\."
     ) as err:
-        run_config(cfg)
+        run_distill(cfg)
     assert "mis-shaped" in str(err.value)  # 48 wide vs vit_tiny's 192
     _no_training(cfg)
 
@@ -43,7 +43,7 @@ def test_teacher_weights_that_do_not_fit(tiny_distill, tmp_path, make_vit):
 def test_timm_teacher_without_normalisation_asks(tiny_distill, tmp_path, make_vit):
     weights = _save(make_vit(), tmp_path / "w.safetensors")
     with pytest.raises(NormalizationError, match="--teacher-mean and --teacher-std"):
-        run_config(tiny_distill(teacher="vit_tiny", teacher_weights=weights))
+        run_distill(tiny_distill(teacher="vit_tiny", teacher_weights=weights))
 
 
 def test_relation_with_cnn_teacher_suggests_logits(tiny_distill, tmp_path):
@@ -60,34 +60,34 @@ def test_relation_with_cnn_teacher_suggests_logits(tiny_distill, tmp_path):
             method=method,
         )
         with pytest.raises(DistillError, match="use --method logits"):
-            run_config(cfg)
+            run_distill(cfg)
         _no_training(cfg)
 
 
 def test_target_block_out_of_range(tiny_distill):
     cfg = tiny_distill(teacher_block=3)
     with pytest.raises(DistillError, match="out of range.*2 blocks"):
-        run_config(cfg)
+        run_distill(cfg)
     _no_training(cfg)
 
 
 def test_unalignable_student(tiny_distill):
     cfg = tiny_distill(student_embed_dim=30, student_num_heads=3)  # 30 % 4 teacher heads != 0
     with pytest.raises(AlignmentError, match="width 30 is not divisible by the teacher's 4 heads"):
-        run_config(cfg)
+        run_distill(cfg)
     _no_training(cfg)
 
 
 def test_token_count_mismatch(tiny_distill):
     with pytest.raises(DistillError, match="token counts"):
-        run_config(tiny_distill(student_patch_size=8))
+        run_distill(tiny_distill(student_patch_size=8))
 
 
 def test_empty_dataset(tiny_distill, tmp_path):
     (tmp_path / "data" / "cat").mkdir(parents=True)
     (tmp_path / "data" / "dog").mkdir(parents=True)
     with pytest.raises(DataError):
-        run_config(tiny_distill(data=str(tmp_path / "data")))
+        run_distill(tiny_distill(data=str(tmp_path / "data")))
 
 
 def test_config_errors(tiny_distill):
@@ -100,13 +100,13 @@ def test_config_errors(tiny_distill):
 
 
 def test_logits_needs_a_classifier_teacher(tiny_distill, tmp_path):
-    first = run_config(tiny_distill(output=str(tmp_path / "backbone")))  # a backbone (task "backbone")
+    first = run_distill(tiny_distill(output=str(tmp_path / "backbone")))  # a backbone (task "backbone")
     with pytest.raises(DistillError, match="no classifier head"):
-        run_config(tiny_distill(teacher=str(first), method="logits", output=str(tmp_path / "x")))
+        run_distill(tiny_distill(teacher=str(first), method="logits", output=str(tmp_path / "x")))
 
 
 def test_existing_run_needs_resume(tiny_distill):
     cfg = tiny_distill()
-    run_config(cfg)
+    run_distill(cfg)
     with pytest.raises(DistillError, match="--resume"):
-        run_config(cfg)
+        run_distill(cfg)

@@ -12,15 +12,15 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from compress.checkpoint import load_model, load_state
-from compress.commands.distill import run_config
 from compress.distill.qkv import extract_qkv
+from compress.distill.run import run_distill
 from tests.compress.conftest import ROOT, cli_env, kill_after_second_checkpoint, tinymim_cmd
 
 STUDENT = ["--student", "vit_tiny", "--student-depth", "2", "--student-embed-dim", "32", "--student-num-heads", "2"]
 
 
 def test_relation_run_writes_a_backbone_card(tiny_distill):
-    run = run_config(tiny_distill(epochs=2))
+    run = run_distill(tiny_distill(epochs=2))
     model, card = load_model(run)
     assert card.task == "backbone" and card.distilled_block_heads == 4
     assert card.arch_kwargs["num_heads"] == 2  # the student's normal head count, restored when fine-tuning
@@ -48,7 +48,7 @@ def test_logits_from_a_resnet_teacher(tiny_distill, tmp_path):
         method="logits_hard",
         alpha=0.5,
     )
-    run = run_config(cfg)
+    run = run_distill(cfg)
     _, card = load_model(run)
     assert card.task == "classifier" and card.distilled_block_heads is None
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
@@ -63,7 +63,7 @@ def test_chain_each_student_teaches_the_next(tiny_distill, tmp_path):
             {"student": "vit_tiny", "student_embed_dim": 32, "student_num_heads": 2},
         ),
     )
-    final = run_config(cfg)
+    final = run_distill(cfg)
     assert final == tmp_path / "chain" / "stage2_vit_tiny"
     _, first = load_model(tmp_path / "chain" / "stage1_vit_small")
     _, second = load_model(final)
@@ -164,7 +164,7 @@ def test_two_process_ddp(teacher_ckpt, tmp_path):
 
 
 def test_identity_last_block_init_zeroes_the_untrained_output_layers(tiny_distill, tmp_path):
-    run = run_config(tiny_distill(last_block_init="identity", output=str(tmp_path / "identity")))
+    run = run_distill(tiny_distill(last_block_init="identity", output=str(tmp_path / "identity")))
     model, card = load_model(run)
     last = model.blocks[-1]
     for p in (last.attn.proj.weight, last.attn.proj.bias, last.mlp.fc2.weight, last.mlp.fc2.bias):
@@ -177,5 +177,5 @@ def test_identity_last_block_init_zeroes_the_untrained_output_layers(tiny_distil
     ]
     x = torch.randn(2, 17, 32)
     assert torch.equal(last(x), x)  # both residual branches add nothing: the block passes features through
-    paper = load_model(run_config(tiny_distill(output=str(tmp_path / "random"))))[0].blocks[-1]
+    paper = load_model(run_distill(tiny_distill(output=str(tmp_path / "random"))))[0].blocks[-1]
     assert torch.count_nonzero(paper.mlp.fc2.weight) > 0 and torch.count_nonzero(paper.attn.proj.weight) > 0

@@ -12,15 +12,15 @@ import torch
 from safetensors.torch import save_file
 
 from compress.checkpoint import load_model, read_state_dict
-from compress.commands.distill import run_config
-from compress.commands.train import TrainConfig
-from compress.commands.train import run_config as train
-from compress.configio import build_config
 from compress.data import FASHION_MNIST_CLASSES
 from compress.distill.errors import DistillError
+from compress.distill.run import run_distill
 from compress.distill.teacher_loading import load_teacher
 from compress.errors import DataError
+from compress.recipe import train_classifier as train
+from compress.train_config import TrainConfig
 from tests.compress.conftest import COLORS, TINY_ARCH, run_tinymim, write_image
+from tinymim.configio import build_config
 
 # A headless teacher described by a timm name plus overrides: 2 blocks, 64 wide, 4 heads, 16 px / patch 4.
 HEADLESS = dict(depth=2, embed_dim=64, num_heads=4, patch_size=4)
@@ -70,7 +70,7 @@ def _headless_cfg(tiny_distill, weights: Path, **kw):
 
 def test_relation_on_an_unlabelled_folder_then_finetune(tiny_distill, pool, color_folder, tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
-        run = run_config(tiny_distill(data=str(pool), limit_train=None, batch_size=8, epochs=1))
+        run = run_distill(tiny_distill(data=str(pool), limit_train=None, batch_size=8, epochs=1))
     assert "skipped 1 unreadable image(s)" in caplog.text
     model, card = load_model(run)
     assert card.task == "backbone" and card.labels == () and model.num_classes == 0
@@ -102,7 +102,7 @@ def test_relation_on_an_unlabelled_folder_then_finetune(tiny_distill, pool, colo
 
 
 def test_soft_labels_on_an_unlabelled_folder_take_the_teachers_classes(tiny_distill, pool):
-    run = run_config(tiny_distill(data=str(pool), method="logits", alpha=1.0, limit_train=None, batch_size=8))
+    run = run_distill(tiny_distill(data=str(pool), method="logits", alpha=1.0, limit_train=None, batch_size=8))
     model, card = load_model(run)
     assert card.task == "classifier" and card.labels == FASHION_MNIST_CLASSES and model.num_classes == 10
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -114,7 +114,7 @@ def test_soft_labels_on_an_unlabelled_folder_take_the_teachers_classes(tiny_dist
 def test_methods_that_read_labels_refuse_an_unlabelled_folder(tiny_distill, pool, method):
     cfg = tiny_distill(data=str(pool), method=method, alpha=0.5)
     with pytest.raises(DistillError, match=r"alpha 0.5 mixes in the label loss.*unlabelled folder.*--alpha 1"):
-        run_config(cfg)
+        run_distill(cfg)
     _no_training(cfg)
 
 
@@ -127,14 +127,14 @@ def test_soft_labels_on_an_unlabelled_folder_need_the_teachers_class_names(tiny_
     save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, str(weights))
     cfg = _headless_cfg(tiny_distill, weights, data=str(pool), method="logits", alpha=1.0)
     with pytest.raises(DistillError, match="teacher has no class names"):
-        run_config(cfg)
+        run_distill(cfg)
     _no_training(cfg)
 
 
 def test_strict_data_makes_a_corrupt_unlabelled_image_an_error(tiny_distill, pool):
     cfg = tiny_distill(data=str(pool), strict_data=True)
     with pytest.raises(DataError, match=r"unreadable image .*broken.png"):
-        run_config(cfg)
+        run_distill(cfg)
     _no_training(cfg)
 
 
@@ -167,7 +167,7 @@ def test_headless_weights_load_as_a_backbone_teacher(headless_weights):
 
 @pytest.mark.parametrize("method", ["relation", "feature", "cls_token"])
 def test_headless_teacher_teaches_the_methods_that_need_no_head(tiny_distill, headless_weights, method):
-    run = run_config(_headless_cfg(tiny_distill, headless_weights, method=method, limit_train=32, batch_size=16))
+    run = run_distill(_headless_cfg(tiny_distill, headless_weights, method=method, limit_train=32, batch_size=16))
     _, card = load_model(run)
     assert card.task == "backbone" and card.training["teacher"].startswith("vit_small_patch16_224 + ")
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -178,7 +178,7 @@ def test_headless_teacher_teaches_the_methods_that_need_no_head(tiny_distill, he
 def test_headless_teacher_is_refused_for_logits_with_the_reason(tiny_distill, headless_weights, method):
     cfg = _headless_cfg(tiny_distill, headless_weights, method=method)
     with pytest.raises(DistillError, match=r"distils the teacher's class scores.*no classifier head.*never invents"):
-        run_config(cfg)
+        run_distill(cfg)
     _no_training(cfg)
 
 
@@ -209,5 +209,5 @@ def test_mae_and_dino_style_files_load_their_encoder(headless_weights, tmp_path,
 def test_a_cardless_weights_file_as_teacher_asks_for_its_architecture(tiny_distill, headless_weights):
     cfg = tiny_distill(teacher=str(headless_weights))
     with pytest.raises(DistillError, match=r"no card.json beside it.*--teacher <timm name.*--teacher-weights"):
-        run_config(cfg)
+        run_distill(cfg)
     _no_training(cfg)
