@@ -36,7 +36,7 @@ TEACHER = dict(
     img_size=28,
     embed_dim=None,
     num_heads=None,
-    epochs=8,
+    epochs=5,
     batch_size=128,
     lr=1e-3,
     warmup_epochs=0.5,
@@ -54,6 +54,7 @@ TEACHER = dict(
 WEAK = dict(limit_train=5000, epochs=1, augment=False, warmup_epochs=0.1)
 STUDENT = dict(student="vit_tiny", student_depth=4, student_embed_dim=192, student_num_heads=3)
 FULL = dict(labelled=(1000, 5000), finetune_epochs=(30, 10), seeds=(0, 1, 2), budget=1, pool_limit=None)
+FINETUNE_EPOCHS = {1000: 30, 5000: 10}  # per labelled subset size when --finetune-epochs is not given
 QUICK = dict(labelled=(500,), finetune_epochs=(5,), seeds=(0,), budget=1, pool_limit=3000)
 
 
@@ -139,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("seeds", "labelled", "finetune_epochs"):
         if getattr(args, key) is not None:
             size[key] = tuple(int(x) for x in getattr(args, key).split(","))
+    if args.labelled is not None and args.finetune_epochs is None:
+        size["finetune_epochs"] = tuple(FINETUNE_EPOCHS.get(n, 30) for n in size["labelled"])
     if args.budget is not None:
         size["budget"] = args.budget
     methods = tuple(m for m in args.methods.split(",") if m) or (("scratch", "relation") if args.quick else ())

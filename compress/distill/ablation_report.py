@@ -57,7 +57,7 @@ class AblationResult:
                 cells.append("" if r["gain"] is None else f"{r['gain']:+.2f} ± {r['gain_sd']:.2f}")
             lines.append(f"| {arm} | " + " | ".join(cells) + " |")
         if self.teacher_top1 is not None:
-            lines.append("| teacher (reference) | " + " | ".join(f"{self.teacher_top1:.2f} | " for _ in sizes) + "")
+            lines.append("| teacher (reference) | " + " | ".join(f"{self.teacher_top1:.2f} | " for _ in sizes) + "|")
         if self.checks:
             lines += ["", "Checks (means over seeds): " + "; ".join(f"{k}: {_yes(v)}" for k, v in self.checks.items())]
         return "\n".join(lines)
