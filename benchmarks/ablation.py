@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 import sys
 import time
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--share-scratch", default=None, help="reuse the scratch arms of this result name")
     ap.add_argument("--device", default="auto")
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("compress").setLevel(logging.INFO)
 
     from compress.distill.ablation import run_ablation as ablate
     from compress.distill.config import AblateConfig
