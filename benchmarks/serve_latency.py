@@ -47,6 +47,7 @@ def build_bundle(root: Path, max_batch: int) -> Path:
     import torch
 
     from serve.bundle import Artifact, Bundle, TensorSpec, sha256_file
+    from tinymim.card import Preprocess
 
     torch.manual_seed(0)
     model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=10).eval()
@@ -66,13 +67,7 @@ def build_bundle(root: Path, max_batch: int) -> Path:
     Bundle(
         model_name="vit-tiny",
         labels=[f"class_{i}" for i in range(10)],
-        preprocess={
-            "input_size": [3, 224, 224],
-            "mean": [0.485, 0.456, 0.406],
-            "std": [0.229, 0.224, 0.225],
-            "interpolation": "bicubic",
-            "crop_pct": 0.875,
-        },
+        preprocess=Preprocess((3, 224, 224), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bicubic", 0.875),
         input=TensorSpec("input", "FP32", [-1, 3, 224, 224]),
         output=TensorSpec("logits", "FP32", [-1, 10]),
         max_batch=max_batch,
@@ -217,7 +212,7 @@ def main() -> int:
         bundle = build_bundle(tmp, max_batch)
         b = load_bundle(bundle)
         runtime = open_runtime(b, b.artifacts[0])  # same defaults as the server: all cores
-        pre = Preprocessor.from_spec(b.preprocess)
+        pre = Preprocessor.from_card(b.preprocess)
         jpeg = load_images(None, 224)[0]
         x1 = pre.batch([jpeg])
         for n in (1, *big):  # warm-up

@@ -18,7 +18,7 @@ from compress.errors import CheckpointError, ModelError
 from compress.models import create_model, load_weights
 from compress.runner import FitSettings, classification_eval, fit
 from compress.train_config import TrainConfig
-from tinymim.card import ModelCard, Preprocess
+from tinymim.card import ModelCard, Preprocess, adapt_channels, normalisation_problem
 from tinymim.configio import config_to_dict
 
 log = logging.getLogger(__name__)
@@ -143,20 +143,8 @@ def train_classifier(cfg: TrainConfig) -> Path:
     if init_sd is not None:
         report = load_weights(model, init_sd, strict_arch=True)
         log.info("initialised from %s (%s)", cfg.init, ", ".join(k for k, v in report.items() if v) or "exact fit")
-    channels = arch_kwargs["in_chans"]
-    if cfg.mean is not None:
-        mean, std = tuple(cfg.mean), tuple(cfg.std)
-    else:
-        mean, std = _channel_stats(data.mean, channels), _channel_stats(data.std, channels)
-    if len(mean) != channels or len(std) != channels:
-        raise ModelError(f"mean/std have {len(mean)}/{len(std)} values but the model has {channels} input channels")
-    crop_pct = cfg.crop_pct or (1.0 if data.native_size else 0.875)
-    pre = Preprocess(
-        input_size=(channels, arch_kwargs["img_size"], arch_kwargs["img_size"]),
-        mean=mean,
-        std=std,
-        interpolation=cfg.interpolation,
-        crop_pct=crop_pct,
+    pre = training_preprocess(
+        cfg, data, init_card.preprocess if init_card else None, arch_kwargs["in_chans"], arch_kwargs["img_size"]
     )
     if not cfg.augment:
         train_tf = eval_transform(pre)
@@ -237,12 +225,28 @@ def train_classifier(cfg: TrainConfig) -> Path:
     return run_dir
 
 
-def _channel_stats(values: tuple[float, ...], channels: int) -> tuple[float, ...]:
-    if len(values) == channels:
-        return tuple(values)
-    if channels == 1:
-        return (sum(values) / len(values),)
-    return tuple(values) * 3 if len(values) == 1 else tuple(values)
+def training_preprocess(
+    cfg: TrainConfig, data: DataBundle, init: Preprocess | None, channels: int, img_size: int
+) -> Preprocess:
+    """The preprocessing the card will carry: a flag wins; else the ``--init`` card's (a fine-tuned model keeps
+    the normalisation, crop and interpolation it learnt with, e.g. a student distilled with --student-mean);
+    else the data's statistics, crop_pct 1.0 for data of a known native size (0.875 otherwise), bicubic."""
+    if cfg.mean is not None and cfg.std is not None:
+        mean, std = tuple(cfg.mean), tuple(cfg.std)
+    else:
+        source = init if init is not None else data
+        mean, std = adapt_channels(source.mean, channels), adapt_channels(source.std, channels)
+    problem = normalisation_problem(mean, std, channels)
+    if problem:
+        raise ModelError(f"the model has {channels} input channels: {problem}")
+    if cfg.crop_pct is not None:
+        crop_pct = cfg.crop_pct
+    elif init is not None:
+        crop_pct = init.crop_pct
+    else:
+        crop_pct = 1.0 if data.native_size else 0.875
+    interpolation = cfg.interpolation or (init.interpolation if init is not None else "bicubic")
+    return Preprocess((channels, img_size, img_size), mean, std, interpolation, crop_pct)
 
 
 def _optimizer(model: nn.Module, *, lr: float, weight_decay: float, layer_decay: float) -> torch.optim.Optimizer:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from tinymim.card import normalisation_problem
 from tinymim.configio import field_help, require
 
 
@@ -79,14 +80,19 @@ class TrainConfig:
         ),
     )
     mean: tuple[float, ...] | None = field(
-        default=None, metadata=field_help("normalisation mean (default: the data's)")
+        default=None, metadata=field_help("normalisation mean (default: the --init card's, else the data's)")
     )
-    std: tuple[float, ...] | None = field(default=None, metadata=field_help("normalisation std (default: the data's)"))
-    interpolation: Literal["bicubic", "bilinear", "nearest"] = field(
-        default="bicubic", metadata=field_help("resize interpolation")
+    std: tuple[float, ...] | None = field(
+        default=None, metadata=field_help("normalisation std (default: the --init card's, else the data's)")
+    )
+    interpolation: Literal["bicubic", "bilinear", "nearest"] | None = field(
+        default=None, metadata=field_help("resize interpolation (default: the --init card's, else bicubic)")
     )
     crop_pct: float | None = field(
-        default=None, metadata=field_help("eval center-crop fraction (default: 1.0 built-in data, 0.875 folders)")
+        default=None,
+        metadata=field_help(
+            "eval center-crop fraction (default: the --init card's, else 1.0 built-in data, 0.875 folders)"
+        ),
     )
     accum_steps: int = field(default=1, metadata=field_help("gradient accumulation steps per update"))
     clip_grad: float | None = field(default=None, metadata=field_help("clip the gradient norm to this value"))
@@ -152,9 +158,8 @@ class TrainConfig:
         )
         require(self.num_workers >= 0, f"config key 'num_workers' must be >= 0, got {self.num_workers}")
         require(self.checkpoint_every_steps >= 0, "config key 'checkpoint_every_steps' must be >= 0")
-        require((self.mean is None) == (self.std is None), "config keys 'mean' and 'std' must be given together")
-        if self.std is not None:
-            require(all(s > 0 for s in self.std), f"config key 'std' must be positive, got {self.std}")
+        problem = normalisation_problem(self.mean, self.std)
+        require(problem is None, f"config keys 'mean' and 'std': {problem}")
         if self.uses_mixup:
             require(
                 self.batch_size % 2 == 0,

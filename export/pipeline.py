@@ -199,7 +199,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
     bundle = Bundle(
         model_name=name,
         labels=list(card.labels),
-        preprocess=card.preprocess.to_dict(),
+        preprocess=card.preprocess,
         input=TensorSpec(INPUT_NAME, "FP32", [-1, *input_shape]),
         output=TensorSpec(OUTPUT_NAME, "FP32", [-1, card.num_classes]),
         max_batch=cfg.max_batch,

@@ -106,7 +106,7 @@ def serve_inputs(card: Any, images: list[Any]) -> np.ndarray:
     """(N, C, H, W) float32 through serve/'s Preprocessor: what the service would feed the artifact."""
     from serve.preprocess import Preprocessor
 
-    pre = Preprocessor.from_spec(card.preprocess.to_dict())
+    pre = Preprocessor.from_card(card.preprocess)
     return pre.batch(images)
 
 

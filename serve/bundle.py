@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from serve.errors import BundleError
+from tinymim.card import CardError, Preprocess
 
 BUNDLE_VERSION = 1
 MANIFEST = "bundle.json"
@@ -70,7 +71,7 @@ class Artifact:
 class Bundle:
     model_name: str
     labels: list[str]
-    preprocess: dict[str, Any]  # tinymim.card.Preprocess.to_dict() layout
+    preprocess: Preprocess  # the model card's preprocessing, written by export/ from the card
     input: TensorSpec
     output: TensorSpec
     max_batch: int
@@ -94,6 +95,7 @@ class Bundle:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("root")
+        d["preprocess"] = self.preprocess.to_dict()
         return d
 
     def save(self, directory: str | Path) -> Path:
@@ -113,7 +115,7 @@ def _parse(d: dict[str, Any], root: Path) -> Bundle:
         return Bundle(
             model_name=d["model_name"],
             labels=list(d["labels"]),
-            preprocess=dict(d["preprocess"]),
+            preprocess=Preprocess.from_dict(d["preprocess"]),
             input=TensorSpec(**d["input"]),
             output=TensorSpec(**d["output"]),
             max_batch=int(d["max_batch"]),
@@ -124,6 +126,8 @@ def _parse(d: dict[str, Any], root: Path) -> Bundle:
         )
     except (KeyError, TypeError) as err:
         raise BundleError(f"{root / MANIFEST} is malformed ({err!r}); re-export the bundle") from None
+    except CardError as err:
+        raise BundleError(f"{root / MANIFEST}: {err}; re-export the bundle") from None
 
 
 def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:

@@ -1,4 +1,4 @@
-"""Image decoding and preprocessing from a bundle's spec, with numpy and Pillow only (no torch).
+"""Image decoding and preprocessing from the model card's ``Preprocess``, with numpy and Pillow only (no torch).
 
 Matches timm's evaluation transform (``timm.data.create_transform(is_training=False)``) exactly:
 convert to "L"/"RGB" -> resize the shorter side to ``floor(size / crop_pct)`` (torchvision's rule for the
@@ -13,12 +13,12 @@ import io
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from serve.errors import ImageError
+from tinymim.card import Preprocess
 
 _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
@@ -41,17 +41,18 @@ class Preprocessor:
     max_pixels: int = DEFAULT_MAX_PIXELS
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Preprocessor:
-        c, h, w = (int(v) for v in spec["input_size"])
+    def from_card(cls, pre: Preprocess, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Preprocessor:
+        """From the model card's ``Preprocess`` (a bundle's ``preprocess``): the one description of the input."""
+        c, h, w = pre.input_size
         if h != w:
             raise ValueError(f"only square inputs are supported, got {h}x{w}")
         return cls(
             channels=c,
             size=h,
-            mean=tuple(float(v) for v in spec["mean"]),
-            std=tuple(float(v) for v in spec["std"]),
-            interpolation=str(spec.get("interpolation", "bicubic")),
-            crop_pct=float(spec.get("crop_pct", 1.0)),
+            mean=tuple(pre.mean),
+            std=tuple(pre.std),
+            interpolation=pre.interpolation,
+            crop_pct=pre.crop_pct,
             max_pixels=max_pixels,
         )
 

@@ -79,7 +79,7 @@ class InferenceService:
         t0 = time.perf_counter()
         self.bundle = await loop.run_in_executor(None, lambda: load_bundle(s.bundle, verify=True))
         self.model_name = s.model_name or self.bundle.model_name
-        self.preprocessor = Preprocessor.from_spec(self.bundle.preprocess, max_pixels=s.max_pixels)
+        self.preprocessor = Preprocessor.from_card(self.bundle.preprocess, max_pixels=s.max_pixels)
         self.selection = await loop.run_in_executor(
             None, lambda: select_runtime(self.bundle, s.artifact, device=s.device, threads=s.threads)
         )

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tinymim.card import CardError, ModelCard, Preprocess
+from tinymim.card import CardError, ModelCard, Preprocess, adapt_channels, normalisation_problem
 
 
 def _card() -> ModelCard:
@@ -52,3 +52,32 @@ def test_missing_and_malformed(tmp_path):
 def test_bad_preprocess(kwargs, fragment):
     with pytest.raises(CardError, match=fragment):
         Preprocess(**kwargs)
+
+
+def test_adapt_channels_averages_repeats_or_refuses():
+    assert adapt_channels((0.485, 0.456, 0.406), 1) == pytest.approx((0.449,))
+    assert adapt_channels((0.5,), 3) == (0.5, 0.5, 0.5)
+    assert adapt_channels((0.1, 0.2, 0.3), 3) == (0.1, 0.2, 0.3)
+    with pytest.raises(CardError, match="cannot adapt the 2 values"):
+        adapt_channels((0.1, 0.2), 3)
+
+
+@pytest.mark.parametrize(
+    ("mean", "std", "channels", "problem"),
+    [
+        ((0.5,), (0.25,), 1, None),
+        (None, None, 3, None),
+        ((0.5,), None, None, "given together"),
+        ((0.5,), (0.25,), 3, "need 3 values each"),
+        ((0.5, 0.5), (0.25,), None, "same number of values"),
+        ((0.5,), (0.0,), 1, "std must be positive"),
+    ],
+)
+def test_normalisation_problem(mean, std, channels, problem):
+    found = normalisation_problem(mean, std, channels)
+    assert found is None if problem is None else problem in found
+
+
+def test_preprocess_refuses_what_normalisation_problem_names():
+    with pytest.raises(CardError, match="preprocess: mean/std need 3 values each"):
+        Preprocess((3, 8, 8), (0.5,), (0.25,))

@@ -1,8 +1,9 @@
 """The model card: everything downstream needs to rebuild, preprocess and label a model.
 
 Stored as ``card.json`` next to ``model.safetensors`` and inside every resume state. Pure Python (no
-torch), so export/ and tools can read it cheaply; serve/ never reads cards, it reads the bundle manifest,
-which export/ fills from the card.
+torch): it is the contract between the rooms. compress/ writes it (training evaluation and the distillation
+views read its ``Preprocess``), export/ copies the ``Preprocess`` into the bundle manifest, and serve/ builds
+its image preprocessor from that same type (serve never reads a card itself, only the bundle).
 
 Preprocessing semantics (identical in training evaluation, the export gate and serving):
 decode -> convert to "L" (1 channel) or "RGB" (3 channels) -> resize the shorter side to
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,42 @@ class CardError(TinymimError):
     """A model card is missing, unreadable or inconsistent."""
 
 
+def normalisation_problem(
+    mean: Sequence[float] | None, std: Sequence[float] | None, channels: int | None = None
+) -> str | None:
+    """What is wrong with a mean/std pair for ``channels`` input channels (None: not known yet), or None.
+
+    The one check of normalisation values; each caller raises its own error type with this message.
+    """
+    if (mean is None) != (std is None):
+        return "mean and std must be given together"
+    if mean is None or std is None:
+        return None
+    if channels is not None and (len(mean) != channels or len(std) != channels):
+        return f"mean/std need {channels} values each (one per input channel), got {tuple(mean)} / {tuple(std)}"
+    if len(mean) != len(std):
+        return f"mean and std need the same number of values, got {tuple(mean)} / {tuple(std)}"
+    if any(s <= 0 for s in std):
+        return f"std must be positive, got {tuple(std)}"
+    return None
+
+
+def adapt_channels(values: Sequence[float], channels: int) -> tuple[float, ...]:
+    """Per-channel statistics for ``channels`` channels: RGB -> grey averages them, grey -> RGB repeats it.
+
+    The one place where a mean or std is adapted to a model's channel count (data statistics, an init
+    checkpoint's card with another channel count).
+    """
+    values = tuple(float(v) for v in values)
+    if len(values) == channels:
+        return values
+    if channels == 1:
+        return (sum(values) / len(values),)
+    if len(values) == 1:
+        return values * channels
+    raise CardError(f"cannot adapt the {len(values)} values {values} to {channels} channels")
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """How an image becomes the model's input tensor (see module docstring)."""
@@ -44,10 +82,9 @@ class Preprocess:
         c = self.input_size[0]
         if c not in (1, 3):
             raise CardError(f"preprocess.input_size channels must be 1 or 3, got {c}")
-        if len(self.mean) != c or len(self.std) != c:
-            raise CardError(f"preprocess mean/std need {c} values each, got {self.mean} / {self.std}")
-        if any(s <= 0 for s in self.std):
-            raise CardError(f"preprocess std must be positive, got {self.std}")
+        problem = normalisation_problem(self.mean, self.std, c)
+        if problem:
+            raise CardError(f"preprocess: {problem}")
         if self.interpolation not in INTERPOLATIONS:
             raise CardError(f"preprocess.interpolation {self.interpolation!r} not in {INTERPOLATIONS}")
         if not 0 < self.crop_pct <= 1:
@@ -60,6 +97,9 @@ class Preprocess:
     @property
     def image_size(self) -> int:
         return self.input_size[1]
+
+    def replace(self, **changes: Any) -> Preprocess:
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -202,7 +202,7 @@ def serve_stage(cfg: QuickstartConfig, stage_dir: Path, bundle_dir: Path) -> dic
     bundle = load_bundle(bundle_dir)
     artifact = bundle.artifact(info["artifact"])
     runtime = open_runtime(bundle, artifact)
-    pre = Preprocessor.from_spec(bundle.preprocess)
+    pre = Preprocessor.from_card(bundle.preprocess)
     direct = []
     for i in range(0, len(images), bundle.max_batch):
         direct += runtime.infer(pre.batch(images[i : i + bundle.max_batch])).argmax(1).tolist()

@@ -31,6 +31,7 @@ from compress.data.folder import (
     top_level_images,
 )
 from compress.errors import DataError
+from tinymim.card import adapt_channels
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def _builtin(name: str, in_chans: int) -> DataBundle:
     if name != "fashion-mnist":
         raise DataError(f"unknown built-in dataset '{name}'; available: {', '.join('builtin:' + b for b in BUILTINS)}")
     mode = "L" if in_chans == 1 else "RGB"
-    mean, std = FASHION_MNIST_MEAN * in_chans, FASHION_MNIST_STD * in_chans
+    mean, std = adapt_channels(FASHION_MNIST_MEAN, in_chans), adapt_channels(FASHION_MNIST_STD, in_chans)
     return DataBundle(
         train=load_fashion_mnist("train", mode=mode),
         val=load_fashion_mnist("test", mode=mode),
@@ -227,9 +228,7 @@ def _folder(
 
 
 def _folder_stats(in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    if in_chans == 3:
-        return IMAGENET_MEAN, IMAGENET_STD
-    return (float(np.mean(IMAGENET_MEAN)),), (float(np.mean(IMAGENET_STD)),)
+    return adapt_channels(IMAGENET_MEAN, in_chans), adapt_channels(IMAGENET_STD, in_chans)
 
 
 def _unlabelled_folder(root: Path, *, strict: bool, in_chans: int, allowed: bool) -> DataBundle:

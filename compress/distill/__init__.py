@@ -7,7 +7,8 @@ Import from the modules (this package's face stays empty, so the configs load wi
 - ``qkv``: ``extract_qkv(model, x, block)``: q, k, v of one block without running anything after it.
 - ``alignment``: ``align_student_heads``, ``resolve_target_block``, ``freeze_unused`` (METHOD.md section 1).
 - ``setup``: ``build_distillation(teacher, student, methods, ...) -> Distillation`` (module, teacher, loss_fn).
-- ``transforms``: ``TwoViewTransform`` / ``ViewSpec``: one crop + flip for both networks, jitter for the student.
+- ``transforms``: ``TwoViewTransform(teacher_pre, student_pre)``: one crop + flip for both networks, each view
+  finished as its card's ``Preprocess`` says, jitter for the student.
 - ``teacher_loading``: ``load_teacher(spec, ...)``: tinymim checkpoint or timm name + weights.
 - ``ablation``: ``run_ablation(cfg)``.
 """

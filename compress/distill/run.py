@@ -46,7 +46,7 @@ def distill_once(cfg: DistillConfig) -> Path:
     from compress.distill.schedule import build_optimizer, scaled_lr
     from compress.distill.setup import build_distillation
     from compress.distill.teacher_loading import load_teacher
-    from compress.distill.transforms import TwoViewTransform, ViewSpec
+    from compress.distill.transforms import TwoViewTransform
     from compress.distributed import init_distributed, seed_everything
     from compress.losses import parse_methods
     from compress.models import create_model, resolve_arch
@@ -143,8 +143,8 @@ def distill_once(cfg: DistillConfig) -> Path:
     )
 
     transform = TwoViewTransform(
-        ViewSpec.from_preprocess(t_pre),
-        ViewSpec.from_preprocess(s_pre),
+        t_pre,
+        s_pre,
         scale=(cfg.crop_scale_min, 1.0),
         color_jitter=cfg.color_jitter,
     )

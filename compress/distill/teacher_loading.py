@@ -21,7 +21,7 @@ from torch import nn
 
 from compress.checkpoint import CARD_FILE, resolve_checkpoint
 from compress.distill.errors import DistillError, NormalizationError
-from tinymim.card import ModelCard, Preprocess
+from tinymim.card import ModelCard, Preprocess, normalisation_problem
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,11 @@ def _from_checkpoint(spec: str, mean: tuple[float, ...] | None, std: tuple[float
     model, card = load_model(weights)
     pre = card.preprocess
     if mean is not None or std is not None:
-        pre = Preprocess(pre.input_size, mean or pre.mean, std or pre.std, pre.interpolation, pre.crop_pct)
+        mean, std = mean or pre.mean, std or pre.std
+        problem = normalisation_problem(mean, std, pre.channels)
+        if problem:
+            raise NormalizationError(f"--teacher-mean/--teacher-std for {spec}: {problem}")
+        pre = pre.replace(mean=tuple(mean), std=tuple(std))
     return LoadedTeacher(model, pre, card.labels, card.task == "classifier", f"checkpoint {spec}", card)
 
 
@@ -195,10 +199,9 @@ def _from_timm_name(
             f"teacher weights {weights} do not fit {arch} (with in_chans={chans}"
             f"{f', img_size={img_size}' if img_size else ''}): {err}"
         ) from None
-    if len(mean) != chans or len(std) != chans:
-        raise NormalizationError(
-            f"teacher has {chans} input channels but --teacher-mean/--teacher-std give {len(mean)}/{len(std)} values"
-        )
+    problem = normalisation_problem(mean, std, chans)
+    if problem:
+        raise NormalizationError(f"--teacher-mean/--teacher-std for a teacher with {chans} input channels: {problem}")
     size = img_size or _model_img_size(model)
     pre = Preprocess((chans, size, size), tuple(mean), tuple(std), "bicubic", 1.0)
     is_classifier = getattr(model, "num_classes", 0) > 0

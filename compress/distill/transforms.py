@@ -2,42 +2,37 @@
 
 METHOD.md section 3: one RandomResizedCrop (scale 0.2-1.0, bicubic) + horizontal flip, sampled once per
 image and applied to both views; only the student's view also gets ColorJitter 0.4 (brightness,
-contrast, saturation). Each view is then resized to its model's input size and normalised with its
-model's own mean/std, so teachers and students with different preprocessing are reconciled explicitly.
+contrast, saturation). Each view is then resized to its model's input size with its model's interpolation
+and normalised with its model's own mean/std, all read from the model's card (``tinymim.card.Preprocess``),
+so teachers and students with different preprocessing are reconciled explicitly.
 No masking.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 import torch
 from PIL import Image
 from torchvision import transforms as T
 from torchvision.transforms import functional as F
 
+from tinymim.card import Preprocess
 
-@dataclass(frozen=True)
-class ViewSpec:
-    """What one network expects: channels (1 -> "L", 3 -> "RGB"), square size, mean and std."""
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+}
 
-    channels: int
-    size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
 
-    @classmethod
-    def from_preprocess(cls, pre: object) -> ViewSpec:
-        """From a ``tinymim.card.Preprocess``."""
-        c, h, _ = pre.input_size  # type: ignore[attr-defined]
-        return cls(int(c), int(h), tuple(pre.mean), tuple(pre.std))  # type: ignore[attr-defined]
-
-    def finish(self, img: Image.Image) -> torch.Tensor:
-        """PIL crop -> (C, size, size) normalised float tensor."""
-        img = img.convert("L" if self.channels == 1 else "RGB")
-        img = img.resize((self.size, self.size), Image.BICUBIC)
-        return F.normalize(F.to_tensor(img), self.mean, self.std)
+def finish_view(pre: Preprocess, img: Image.Image) -> torch.Tensor:
+    """A PIL crop -> (C, size, size) tensor as ``pre`` (the network's card) says: its channels ("L"/"RGB"),
+    its size and interpolation, its mean/std. ``crop_pct`` belongs to evaluation's center crop; the shared
+    random crop takes its place here, as in timm's training transform."""
+    img = img.convert("L" if pre.channels == 1 else "RGB")
+    img = img.resize((pre.image_size, pre.image_size), _RESAMPLE[pre.interpolation])
+    return F.normalize(F.to_tensor(img), pre.mean, pre.std)
 
 
 class TwoViewTransform:
@@ -45,8 +40,8 @@ class TwoViewTransform:
 
     def __init__(
         self,
-        teacher: ViewSpec,
-        student: ViewSpec,
+        teacher: Preprocess,
+        student: Preprocess,
         *,
         scale: tuple[float, float] = (0.2, 1.0),
         color_jitter: float = 0.4,
@@ -62,10 +57,10 @@ class TwoViewTransform:
         if random.random() < self.hflip:
             crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
         student = crop if self.jitter is None else self.jitter(crop)
-        return self.teacher.finish(crop), self.student.finish(student)
+        return finish_view(self.teacher, crop), finish_view(self.student, student)
 
     def __repr__(self) -> str:
         return (
-            f"TwoViewTransform(RandomResizedCrop(scale={self.scale}, bicubic) + flip shared; student "
+            f"TwoViewTransform(RandomResizedCrop(scale={self.scale}) + flip shared; student "
             f"ColorJitter; teacher {self.teacher}; student {self.student})"
         )

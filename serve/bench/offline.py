@@ -33,7 +33,7 @@ def _time(fn, seconds: float, max_iters: int | None, min_iters: int = 5) -> list
 def run_offline(cfg: BenchConfig) -> dict[str, Any]:
     bundle = load_bundle(cfg.offline, verify=True)
     sel = select_runtime(bundle, cfg.artifact, device="auto", threads=cfg.threads)
-    pre = Preprocessor.from_spec(bundle.preprocess)
+    pre = Preprocessor.from_card(bundle.preprocess)
     sizes = [b for b in cfg.batch_sizes if b <= min(bundle.max_batch, sel.runtime.max_batch)]
     per_size_s = cfg.duration_s / max(len(sizes), 1)
     rng = np.random.default_rng(0)

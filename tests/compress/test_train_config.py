@@ -25,7 +25,7 @@ from tinymim.errors import ConfigError
         ({"batch_size": 7}, "Mixup/CutMix need an even batch_size"),
         ({"in_chans": 2}, "'in_chans' must be 1 or 3"),
         ({"layer_decay": 1.5}, "'layer_decay' must be in \\(0, 1\\]"),
-        ({"mean": [0.5]}, "'mean' and 'std' must be given together"),
+        ({"mean": [0.5]}, "'mean' and 'std': mean and std must be given together"),
         ({"init": "/no/ckpt"}, "'init': checkpoint /no/ckpt does not exist"),
     ],
 )

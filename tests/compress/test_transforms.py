@@ -19,7 +19,7 @@ def test_eval_transform_matches_serving_preprocessor(channels: int, crop_pct: fl
     std = (0.3530,) if channels == 1 else (0.229, 0.224, 0.225)
     pre = Preprocess((channels, 24, 24), mean, std, interpolation=interpolation, crop_pct=crop_pct)
     tf = eval_transform(pre)
-    serve = Preprocessor.from_spec(pre.to_dict())
+    serve = Preprocessor.from_card(pre)
     rng = np.random.default_rng(0)
     for w, h in [(24, 24), (28, 28), (40, 31), (17, 60), (300, 200), (25, 27)]:
         for mode in ("L", "RGB"):

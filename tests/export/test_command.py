@@ -26,7 +26,7 @@ def test_bundle_contents(exported_bundle, tiny_checkpoint):
     r = exported_bundle
     bundle = load_bundle(r.bundle)  # verifies every servable artifact's sha256
     card = ModelCard.load(tiny_checkpoint)
-    assert bundle.labels == list(card.labels) and bundle.preprocess == card.preprocess.to_dict()
+    assert bundle.labels == list(card.labels) and bundle.preprocess == card.preprocess
     assert bundle.input.name == "input" and bundle.input.shape == [-1, 1, 32, 32]
     assert bundle.output.name == "logits" and bundle.output.shape == [-1, 10]
     assert bundle.source["sha256"] == sha256_file(tiny_checkpoint / "model.safetensors")
@@ -219,7 +219,7 @@ def test_serve_selects_a_gated_artifact_from_the_bundle(exported_bundle):
     sel = select_runtime(bundle, "auto", device="cpu")
     try:
         assert sel.artifact.servable and sel.artifact.gate["passed"]
-        pre = Preprocessor.from_spec(bundle.preprocess)
+        pre = Preprocessor.from_card(bundle.preprocess)
         from PIL import Image
 
         x = pre.batch([Image.new("L", (28, 28), color=c) for c in (0, 128, 255)])

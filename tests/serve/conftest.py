@@ -33,6 +33,7 @@ def build_tiny_bundle(root: Path, *, in_chans: int = 3, name: str = "tiny-vit", 
     import torch
 
     from serve.bundle import Artifact, Bundle, TensorSpec, sha256_file
+    from tinymim.card import Preprocess
 
     torch.manual_seed(seed)
     model = timm.create_model(
@@ -60,8 +61,8 @@ def build_tiny_bundle(root: Path, *, in_chans: int = 3, name: str = "tiny-vit", 
             dynamo=False,
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
         )
-    mean, std = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]) if in_chans == 3 else ([0.5], [0.25])
-    pre = {"input_size": [in_chans, 32, 32], "mean": mean, "std": std, "interpolation": "bicubic", "crop_pct": 1.0}
+    mean, std = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)) if in_chans == 3 else ((0.5,), (0.25,))
+    pre = Preprocess((in_chans, 32, 32), mean, std, "bicubic", 1.0)
     bundle = Bundle(
         model_name=name,
         labels=list(LABELS),

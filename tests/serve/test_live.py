@@ -18,6 +18,7 @@ import tritonclient.http as httpclient
 
 from serve.preprocess import Preprocessor
 from tests.serve.helpers import image_bytes, rss_kib, start_server
+from tinymim.card import Preprocess
 
 MODEL = "tiny-vit"
 
@@ -25,7 +26,7 @@ MODEL = "tiny-vit"
 @pytest.fixture(scope="module")
 def reference(tiny):
     sess = ort.InferenceSession(str(tiny.path / "model.onnx"), providers=["CPUExecutionProvider"])
-    pre = Preprocessor.from_spec(tiny.preprocess)
+    pre = Preprocessor.from_card(tiny.preprocess)
     return lambda imgs: sess.run(None, {"input": pre.batch(imgs)})[0]
 
 
@@ -43,9 +44,7 @@ def test_tritonclient_unchanged(server, reference):
 
     imgs = [image_bytes(21), image_bytes(22, fmt="JPEG", size=(64, 48))]
     want = reference(imgs)
-    x = Preprocessor.from_spec(
-        {"input_size": [3, 32, 32], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-    ).batch(imgs)
+    x = Preprocessor.from_card(Preprocess((3, 32, 32), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))).batch(imgs)
     # FP32 tensor, client defaults (binary input, binary output)
     inp = httpclient.InferInput("input", list(x.shape), "FP32")
     inp.set_data_from_numpy(x)

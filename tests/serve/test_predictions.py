@@ -21,13 +21,13 @@ CASES = [((40, 30), "PNG"), ((32, 32), "PNG"), ((64, 96), "JPEG"), ((100, 37), "
 @pytest.mark.parametrize("which", ["tiny", "tiny_gray"])
 def test_served_logits_equal_pytorch_eval_transform(which, request):
     tb = request.getfixturevalue(which)
-    c = tb.preprocess["input_size"][0]
+    c = tb.preprocess.channels
     tf = create_transform(
-        input_size=tuple(tb.preprocess["input_size"]),
+        input_size=tb.preprocess.input_size,
         interpolation="bicubic",
         crop_pct=1.0,
-        mean=tuple(tb.preprocess["mean"]),
-        std=tuple(tb.preprocess["std"]),
+        mean=tb.preprocess.mean,
+        std=tb.preprocess.std,
     )
     imgs = [image_bytes(10 + i, size=s, fmt=f) for i, (s, f) in enumerate(CASES)]
     with torch.no_grad():

@@ -135,7 +135,7 @@ def test_bytes_images_binary_and_classification(client, session, tiny, shape):
     assert r.status_code == 200, r.text
     head, tail = _parse_binary_response(r)
     cls, raw = head["outputs"]
-    pre = Preprocessor.from_spec(tiny.preprocess)
+    pre = Preprocessor.from_card(tiny.preprocess)
     want = _expected(session, pre.batch(imgs))
     np.testing.assert_allclose(np.frombuffer(tail, "<f4").reshape(2, 10), want, atol=1e-5)
     assert cls["datatype"] == "BYTES" and cls["shape"] == [2, 3]
@@ -152,7 +152,7 @@ def test_bytes_images_json_base64(client, session, tiny):
     req = {"inputs": [{"name": "input", "shape": [1], "datatype": "BYTES", "data": [base64.b64encode(img).decode()]}]}
     r = client.post(INFER, json=req)
     assert r.status_code == 200, r.text
-    want = _expected(session, Preprocessor.from_spec(tiny.preprocess).batch([img]))
+    want = _expected(session, Preprocessor.from_card(tiny.preprocess).batch([img]))
     np.testing.assert_allclose(r.json()["outputs"][0]["data"], want.ravel(), atol=1e-5)
 
 

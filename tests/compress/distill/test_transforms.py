@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from compress.distill.transforms import TwoViewTransform, ViewSpec
+from compress.distill.transforms import TwoViewTransform, finish_view
+from tinymim.card import Preprocess
 
 
 def _image() -> Image.Image:
@@ -19,7 +20,7 @@ def _image() -> Image.Image:
 
 
 def test_same_crop_and_flip_without_jitter():
-    spec = ViewSpec(3, 24, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    spec = Preprocess((3, 24, 24), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     tf = TwoViewTransform(spec, spec, color_jitter=0.0)
     for seed in range(5):
         random.seed(seed)
@@ -30,8 +31,8 @@ def test_same_crop_and_flip_without_jitter():
 
 
 def test_own_size_channels_and_normalisation():
-    teacher = ViewSpec(3, 32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-    student = ViewSpec(1, 16, (0.0,), (1.0,))
+    teacher = Preprocess((3, 32, 32), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    student = Preprocess((1, 16, 16), (0.0,), (1.0,))
     tf = TwoViewTransform(teacher, student, color_jitter=0.0)
     t, s = tf(_image())
     assert t.shape == (3, 32, 32) and s.shape == (1, 16, 16)
@@ -43,7 +44,7 @@ def test_own_size_channels_and_normalisation():
 
 
 def test_jitter_changes_only_the_student():
-    spec = ViewSpec(3, 24, (0.0,) * 3, (1.0,) * 3)
+    spec = Preprocess((3, 24, 24), (0.0,) * 3, (1.0,) * 3)
     torch.manual_seed(1)
     random.seed(1)
     t1, s1 = TwoViewTransform(spec, spec, color_jitter=0.4)(_image())
@@ -52,3 +53,12 @@ def test_jitter_changes_only_the_student():
     t2, _ = TwoViewTransform(spec, spec, color_jitter=0.0)(_image())
     assert torch.equal(t1, t2)
     assert not torch.equal(t1, s1)
+
+
+def test_each_view_uses_its_cards_interpolation():
+    img = _image().crop((0, 0, 37, 37))
+    bicubic = Preprocess((3, 16, 16), (0.0,) * 3, (1.0,) * 3, "bicubic")
+    nearest = bicubic.replace(interpolation="nearest")
+    want = np.asarray(img.resize((16, 16), Image.Resampling.NEAREST), dtype=np.float32) / 255
+    assert torch.allclose(finish_view(nearest, img), torch.from_numpy(want).permute(2, 0, 1))
+    assert not torch.equal(finish_view(nearest, img), finish_view(bicubic, img))
