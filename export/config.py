@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from tinymim.configio import field_help, require
 
-FORMATS = ("onnx", "onnx-int8", "tensorrt-fp16", "tensorrt-int8")
+FORMATS = ("onnx", "onnx-int8", "onnx-cuda-fp16", "tensorrt-fp16", "tensorrt-int8")
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,8 @@ class ExportConfig:
     formats: tuple[str, ...] = field(
         default=(),
         metadata=field_help(
-            "comma-separated subset of onnx,onnx-int8,tensorrt-fp16,tensorrt-int8; "
-            "empty = everything this machine can build"
+            "comma-separated subset of onnx,onnx-int8,onnx-cuda-fp16,tensorrt-fp16,tensorrt-int8; "
+            "empty = everything this machine can build (the GPU formats need an NVIDIA GPU)"
         ),
     )
     eval_data: str | None = field(
@@ -64,6 +64,13 @@ class ExportConfig:
     per_channel: bool = field(default=True, metadata=field_help("per-output-channel INT8 weight scales"))
     gate: tuple[str, ...] = field(
         default=(), metadata=field_help("threshold overrides, e.g. int8.min_agreement=0.97,fp32.min_cosine=0.999")
+    )
+    timing_cache: str | None = field(
+        default=None,
+        metadata=field_help(
+            "TensorRT timing cache file to start from and update (like trtexec --timingCacheFile); one made by "
+            "another GPU or TensorRT is discarded with a warning. Default: a cache kept only for this export"
+        ),
     )
     latency_repeats: int = field(default=10, metadata=field_help("timed calls per artifact and batch size"))
     threads: int | None = field(

@@ -16,6 +16,7 @@ from typing import Any
 from export.config import FORMATS, ExportConfig, ExportResult
 from export.errors import ToolMissing
 from export.gate import gate_artifact, thresholds_with_overrides
+from export.gpu_artifacts import GPU_FORMATS, build_gpu_artifacts
 from export.latency import interleaved_latency
 from export.onnx_export import (
     INPUT_NAME,
@@ -28,25 +29,29 @@ from export.onnx_export import (
 )
 from export.servable import decide_servable, failed_requests
 from serve.bundle import Artifact, Bundle, TensorSpec, sha256_file
+from serve.runtimes import default_device
 
 log = logging.getLogger(__name__)
 
 
-def resolve_formats(requested: tuple[str, ...]) -> tuple[str, ...]:
-    """The formats to build; asking for TensorRT on a machine without it raises ToolMissing at once."""
-    from export.tensorrt_build import tensorrt_status
+def resolve_formats(requested: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """(formats to build, {GPU format left out: why}).
 
-    wants_trt = [f for f in requested if f.startswith("tensorrt")]
-    if wants_trt:
-        ok, why = tensorrt_status()
-        if not ok:
-            raise ToolMissing(f"{', '.join(wants_trt)} requested, but {why}")
+    Asking for a GPU format (ONNX Runtime CUDA, TensorRT) on a machine that cannot build it raises ToolMissing at
+    once, naming the missing part; with no formats requested, every format this machine can build is built and
+    the others are listed with their reasons (logged and written to the report).
+    """
+    from export.gpu_artifacts import GPU_FORMATS, format_status
+
+    status = {f: format_status(f) for f in GPU_FORMATS if not requested or f in requested}
+    missing = {f: why for f, (ok, why) in status.items() if not ok}
     if requested:
-        return tuple(f for f in FORMATS if f in requested)
-    ok, why = tensorrt_status()
-    if not ok:
-        log.info("TensorRT formats skipped: %s", why)
-    return tuple(f for f in FORMATS if ok or not f.startswith("tensorrt"))
+        if missing:
+            raise ToolMissing("; ".join(f"{f} requested, but {why}" for f, why in missing.items()))
+        return tuple(f for f in FORMATS if f in requested), {}
+    for f, why in missing.items():
+        log.info("%s skipped: %s", f, why)
+    return tuple(f for f in FORMATS if f not in missing), missing
 
 
 def _model_name(cfg: ExportConfig, weights: Path) -> str:
@@ -91,7 +96,7 @@ def _artifact(out: Path, name: str, file: str, precision: str, runtime: str, fmt
 def export_bundle(cfg: ExportConfig) -> ExportResult:
     from export.source import load_eval_set, load_source, serve_inputs, torch_reference
 
-    formats = resolve_formats(cfg.formats)
+    formats, skipped_formats = resolve_formats(cfg.formats)
     thresholds = thresholds_with_overrides(cfg.gate)
     source = load_source(cfg.checkpoint)
     card = source.card
@@ -108,6 +113,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
         "model_name": name,
         "max_batch": cfg.max_batch,
         "formats": list(formats),
+        "skipped_formats": skipped_formats,
         "exporter": cfg.exporter,
         "opset": cfg.opset,
     }
@@ -168,33 +174,23 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
                     {**meta, "tinymim.precision": "int8", "tinymim.quantization": str(report["quantization"][art])},
                 )
                 artifacts.append(_artifact(out, art, file, "int8", "onnxruntime", "onnx"))
-        for fmt in (f for f in formats if f.startswith("tensorrt")):
-            from export.quantize import TENSORRT_RECIPE, quantize_static_qdq
-            from export.tensorrt_build import build_engine
-
-            precision = fmt.split("-")[1]
-            src = portable
-            if precision == "int8":
-                src = work / "model.int8-trt.onnx"
-                report["quantization"][fmt] = quantize_static_qdq(
-                    portable,
-                    src,
-                    calib,
-                    flavour="tensorrt",
-                    recipe=TENSORRT_RECIPE.replace(calibration=cfg.calibration, per_channel=cfg.per_channel),
-                    work_dir=work,
-                )
-            file = f"model.{precision}.plan"
-            sidecar = build_engine(
-                src,
-                out / file,
-                precision=precision,
-                input_shape=input_shape,
+        if any(f in GPU_FORMATS for f in formats):
+            gpu = build_gpu_artifacts(
+                formats,
+                portable=portable,
+                calibration=calib,
+                out=out,
+                work=work,
+                metadata=meta,
+                input_shape=input_shape,  # type: ignore[arg-type]
                 max_batch=cfg.max_batch,
-                timing_cache=out / "timing.cache",
+                calibration_method=cfg.calibration,
+                per_channel=cfg.per_channel,
+                timing_cache=Path(cfg.timing_cache) if cfg.timing_cache else None,
             )
-            device_tools["tensorrt"] = sidecar["tensorrt"]
-            artifacts.append(_artifact(out, fmt, file, precision, "tensorrt", "tensorrt", device=sidecar))
+            artifacts.extend(gpu.artifacts)
+            report["quantization"].update(gpu.quantization)
+            device_tools.update(gpu.tools)
 
     bundle = Bundle(
         model_name=name,
@@ -219,6 +215,8 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
     reference = torch_reference(source, evalset.images)
     batches = check_batches(cfg.max_batch)
     for a in artifacts:
+        if a.gate:  # a GPU build that failed carries its verdict already (export/gpu_artifacts.py)
+            continue
         a.gate = gate_artifact(
             bundle,
             a,
@@ -227,7 +225,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
             reference,
             thresholds=thresholds[a.precision],
             batches=batches,
-            device="cuda" if a.runtime == "tensorrt" else "cpu",
+            device=default_device(a),
         )
     _measure_latency(bundle, cfg, input_shape)
     notes += decide_servable(artifacts, cfg.max_batch)

@@ -20,7 +20,8 @@ batch-mates (integer GEMMs with fixed scales); dynamic INT8 computes activation 
 
 Two flavours of static QDQ: ``cpu`` (activations uint8, weights int8 per output channel: the u8s8 path of ONNX
 Runtime's x86 VNNI/AVX2 and ARM kernels) and ``tensorrt`` (activations and weights int8 symmetric, the
-explicit-quantization form TensorRT parses; always QDQ, outputs quantized as TensorRT expects).
+explicit-quantization form TensorRT parses; always QDQ, outputs quantized as TensorRT expects; biases stay float,
+``QuantizeBias: False``, because onnx-tensorrt refuses an INT32 DequantizeLinear as a Conv/Gemm bias).
 """
 
 from __future__ import annotations
@@ -197,6 +198,8 @@ def quantize_static_qdq(
     }
     if recipe.float_outputs and not trt:
         options["OpTypesToExcludeOutputQuantization"] = ["MatMul", "Gemm"]
+    if trt:  # onnx-tensorrt takes only activation types as a Conv/Gemm bias: an INT32 bias DequantizeLinear fails
+        options["QuantizeBias"] = False
     fmt = QuantFormat.QOperator if recipe.quant_format == "qoperator" and not trt else QuantFormat.QDQ
     try:
         quantize_static(
@@ -228,6 +231,7 @@ def quantize_static_qdq(
         "int8_nodes": {r: n for r, n in counts.items() if r not in recipe.keep_float},
         "float_nodes": {r: n for r, n in counts.items() if r in recipe.keep_float},
         "pre_process": pre != src,
+        "bias": "float" if trt else "int32",
         "quantized_nodes": count_quantized(dst),
     }
 

@@ -2,7 +2,8 @@
 
 Rules, in order (each refusal records its reason in the bundle and the report):
 
-1. An artifact that failed any gate check (accuracy, batch independence, or it could not run) is not servable.
+1. An artifact that failed any gate check (accuracy, batch independence, or it could not run) is not servable;
+   a GPU artifact whose build failed is not servable with the build error as its reason.
 2. An ONNX Runtime INT8 artifact that passed ships only if it is faster than ONNX FP32 at the max batch here.
 3. Of several such INT8 artifacts, only the fastest at the max batch ships.
 
@@ -19,6 +20,7 @@ from serve.bundle import Artifact
 FORMAT_ARTIFACTS = {
     "onnx": ("onnx-fp32",),
     "onnx-int8": ("onnx-int8", "onnx-int8-dynamic"),
+    "onnx-cuda-fp16": ("onnx-cuda-fp16",),
     "tensorrt-fp16": ("tensorrt-fp16",),
     "tensorrt-int8": ("tensorrt-int8",),
 }
@@ -28,7 +30,7 @@ def decide_servable(artifacts: list[Artifact], max_batch: int) -> list[str]:
     """Set ``servable``/``reason`` on every artifact; returns one note per artifact that is not servable."""
     key = str(max_batch)
     for a in artifacts:
-        if not a.gate.get("passed"):
+        if not a.gate.get("passed") and a.servable:  # a failed GPU build keeps its own reason ("build failed: ...")
             a.servable, a.reason = False, "failed the accuracy gate: " + "; ".join(a.gate.get("failures", []))
     fp32 = next((a for a in artifacts if a.name == "onnx-fp32" and a.servable), None)
     int8 = [a for a in artifacts if a.runtime == "onnxruntime" and a.precision == "int8" and a.servable]

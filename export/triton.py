@@ -6,6 +6,7 @@ One Triton model per artifact (Triton serves one file per model)::
     REPO/<model>_onnx_fp32/1/model.onnx
     REPO/<model>_tensorrt_fp16/config.pbtxt  platform "tensorrt_plan"
     REPO/<model>_tensorrt_fp16/1/model.plan
+    REPO/<model>_onnx_cuda_fp16/config.pbtxt  platform "onnxruntime_onnx", instance kind GPU
     ...                                   labels.txt beside each config (classification extension)
 
 Each config declares ``max_batch_size`` (the bundle's max batch; Triton prepends the batch dimension, so
@@ -19,7 +20,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-PLATFORMS = {"onnxruntime": ("onnxruntime_onnx", "model.onnx"), "tensorrt": ("tensorrt_plan", "model.plan")}
+PLATFORMS = {
+    "onnxruntime": ("onnxruntime_onnx", "model.onnx"),
+    "onnxruntime-cuda": ("onnxruntime_onnx", "model.onnx"),
+    "tensorrt": ("tensorrt_plan", "model.plan"),
+}
+GPU_RUNTIMES = ("onnxruntime-cuda", "tensorrt")  # Triton instance kind GPU (the rest KIND_CPU)
 
 
 def triton_model_name(model_name: str, artifact_name: str) -> str:
@@ -28,9 +34,17 @@ def triton_model_name(model_name: str, artifact_name: str) -> str:
 
 
 def config_pbtxt(
-    name: str, platform: str, *, max_batch: int, input_shape: list[int], num_classes: int, queue_delay_us: int = 500
+    name: str,
+    platform: str,
+    *,
+    max_batch: int,
+    input_shape: list[int],
+    num_classes: int,
+    queue_delay_us: int = 500,
+    gpu: bool | None = None,
 ) -> str:
-    """The text of one config.pbtxt."""
+    """The text of one config.pbtxt (``gpu``: instance kind GPU; default: only for TensorRT plans)."""
+    gpu = platform == "tensorrt_plan" if gpu is None else gpu
     preferred = sorted({b for b in (max(1, max_batch // 4), max(1, max_batch // 2), max_batch)})
     dims = ", ".join(str(d) for d in input_shape)
     return (
@@ -47,7 +61,7 @@ def config_pbtxt(
         f"  preferred_batch_size: [ {', '.join(map(str, preferred))} ]\n"
         f"  max_queue_delay_microseconds: {queue_delay_us}\n"
         "}\n"
-        "instance_group [ { count: 1 kind: %s } ]\n" % ("KIND_GPU" if platform == "tensorrt_plan" else "KIND_CPU")
+        "instance_group [ { count: 1 kind: %s } ]\n" % ("KIND_GPU" if gpu else "KIND_CPU")
     )
 
 
@@ -72,6 +86,7 @@ def write_triton_repo(bundle: Any, repo: str | Path) -> list[str]:
                 max_batch=bundle.max_batch,
                 input_shape=list(bundle.input.shape[1:]),
                 num_classes=len(bundle.labels),
+                gpu=artifact.runtime in GPU_RUNTIMES,
             )
         )
         names.append(name)

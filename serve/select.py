@@ -5,8 +5,10 @@ image's answer must not depend on the requests it is batched with; a verdict fro
 is not enough); an artifact without a gate verdict is eligible only if it is the FP32 ONNX reference (the
 gate compares the others against it). Candidates are ranked by
 the batch-1 latency recorded at export (``latency_ms["1"]``; unknown latencies rank last, TensorRT before
-ONNX Runtime INT8 before FP32), then opened in that order; the first that opens here wins. Every skip is
-logged with its reason, so the log says why the served artifact was chosen.
+ONNX Runtime CUDA FP16 before ONNX Runtime INT8 before FP32), then opened in that order; the first that opens
+here wins. Every skip is logged with its reason, so the log says why the served artifact was chosen. GPU-only
+artifacts (TensorRT, ``onnx-cuda-fp16``) open on cuda or not at all: on a machine without one they are skipped
+with the probe's reason (missing package, libraries, driver or GPU).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from dataclasses import dataclass
 
 from serve.bundle import Artifact, Bundle
 from serve.errors import BundleError, RuntimeUnavailable
-from serve.runtimes import Runtime, open_runtime
+from serve.runtimes import GPU_RUNTIMES, Runtime, open_runtime
+from serve.runtimes.cuda_probe import onnxruntime_cuda
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +27,10 @@ _FALLBACK_ORDER = {
     ("tensorrt", "int8"): 0,
     ("tensorrt", "fp16"): 1,
     ("tensorrt", "fp32"): 2,
-    ("onnxruntime", "int8"): 3,
-    ("onnxruntime", "fp16"): 4,
-    ("onnxruntime", "fp32"): 5,
+    ("onnxruntime-cuda", "fp16"): 3,
+    ("onnxruntime", "int8"): 4,
+    ("onnxruntime", "fp16"): 5,
+    ("onnxruntime", "fp32"): 6,
 }
 
 
@@ -60,36 +64,24 @@ def _rank(a: Artifact) -> tuple[float, int]:
 
 
 def _devices(a: Artifact, device: str) -> list[str]:
-    if a.runtime == "tensorrt":
-        return ["cuda"]
+    if a.runtime in GPU_RUNTIMES:
+        return ["cuda"]  # open_runtime refuses device "cpu" for these with the reason
     if device != "auto":
         return [device]
-    try:
-        import onnxruntime as ort
-
-        has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-    except ImportError:
-        has_cuda = False
-    return ["cuda", "cpu"] if has_cuda else ["cpu"]
+    return ["cuda", "cpu"] if onnxruntime_cuda().ok else ["cpu"]
 
 
 def _open(bundle: Bundle, a: Artifact, device: str, threads: int | None) -> tuple[Runtime, str]:
     errors = []
     for dev in _devices(a, device):
+        if a.runtime in GPU_RUNTIMES and device == "cpu":
+            errors.append(f"it runs on an NVIDIA GPU only ({a.runtime}), and --device cpu was asked")
+            continue
         try:
+            # OnnxRuntime on cuda refuses (rather than silently running on the CPU) when CUDA does not start
             rt = open_runtime(bundle, a, device=dev, threads=threads)
         except (RuntimeUnavailable, ImportError, OSError, RuntimeError) as err:
             errors.append(f"{dev}: {err}")
-            continue
-        session = getattr(rt, "session", None)
-        if (
-            a.runtime == "onnxruntime"
-            and dev == "cuda"
-            and session is not None
-            and session.get_providers()[0] != "CUDAExecutionProvider"
-        ):
-            rt.close()  # ONNX Runtime fell back to CPU on its own: say so instead of serving "cuda" on the CPU
-            errors.append("cuda: ONNX Runtime could not initialise CUDA here (it fell back to the CPU)")
             continue
         return rt, dev
     raise RuntimeUnavailable(f"artifact {a.name} cannot run here: " + "; ".join(errors))

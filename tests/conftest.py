@@ -1,4 +1,10 @@
-"""Suite-wide: skip GPU and TensorRT tests cleanly, with the reason, on machines without them."""
+"""Suite-wide: skip GPU, ONNX Runtime CUDA and TensorRT tests cleanly, with the missing part named, where absent.
+
+Markers (pyproject.toml): ``gpu`` (an NVIDIA driver and GPU), ``onnxruntime_cuda`` (ONNX Runtime's CUDA provider
+working here: onnxruntime-gpu, its CUDA libraries, driver, GPU), ``tensorrt`` (TensorRT, cuda-python, driver,
+GPU). The reasons come from the same probes the export and the server use (serve/runtimes/cuda_probe.py,
+serve/runtimes/tensorrt.py), so a skip says exactly what a user would be told.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +14,36 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+MARKERS = ("gpu", "onnxruntime_cuda", "tensorrt")
 
-def _gpu() -> tuple[bool, str]:
-    try:
-        import torch
-    except ImportError:
-        return False, "torch is not installed"
-    if torch.cuda.is_available():
-        return True, ""
-    return False, "no CUDA GPU on this machine"
+
+def _status(marker: str) -> tuple[bool, str]:
+    if marker == "gpu":
+        from serve.runtimes.cuda_probe import driver
+
+        probe = driver()
+        return probe.ok, f"needs an NVIDIA GPU: {probe.reason}"
+    if marker == "onnxruntime_cuda":
+        from serve.runtimes.cuda_probe import onnxruntime_cuda
+
+        probe = onnxruntime_cuda()
+        return probe.ok, f"needs ONNX Runtime's CUDA provider: {probe.reason}"
+    from export.tensorrt_build import tensorrt_status
+
+    ok, why = tensorrt_status()
+    return ok, f"needs TensorRT and an NVIDIA GPU: {why}"
 
 
 def pytest_collection_modifyitems(config, items):  # noqa: ANN001 - pytest hook signature
-    wanted = [i for i in items if "gpu" in i.keywords or "tensorrt" in i.keywords]
+    # markers only: item.keywords also holds folder names, and a checkout may well live in a folder called "gpu"
+    wanted = [(i, [m for m in MARKERS if i.get_closest_marker(m)]) for i in items]
+    wanted = [(i, ms) for i, ms in wanted if ms]
     if not wanted:
         return
-    gpu_ok, gpu_why = _gpu()
-    trt_ok, trt_why = (False, gpu_why)
-    if any("tensorrt" in i.keywords for i in wanted):
-        from export.tensorrt_build import tensorrt_status
-
-        trt_ok, trt_why = tensorrt_status()
-    for item in wanted:
-        if "tensorrt" in item.keywords and not trt_ok:
-            item.add_marker(pytest.mark.skip(reason=f"needs TensorRT and an NVIDIA GPU: {trt_why}"))
-        elif "gpu" in item.keywords and not gpu_ok:
-            item.add_marker(pytest.mark.skip(reason=f"needs an NVIDIA GPU: {gpu_why}"))
+    status = {m: _status(m) for m in {m for _, ms in wanted for m in ms}}
+    for item, marks in wanted:
+        for m in sorted(marks, key=lambda m: MARKERS.index(m), reverse=True):  # most specific reason first
+            ok, why = status[m]
+            if not ok:
+                item.add_marker(pytest.mark.skip(reason=why))
+                break

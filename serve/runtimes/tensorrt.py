@@ -8,6 +8,7 @@ this device first; any mismatch raises RuntimeUnavailable saying to rebuild on t
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -16,10 +17,15 @@ from typing import Any
 import numpy as np
 
 from serve.errors import RuntimeUnavailable
+from serve.runtimes.cuda_probe import Probe, driver
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install tinymim[tensorrt] on a machine with an NVIDIA GPU"
+INSTALL_HINT = (
+    "TensorRT comes from NVIDIA's package index, not PyPI (PyPI's tensorrt packages are stubs that download from "
+    "NVIDIA's index at install time): pip install --extra-index-url https://pypi.nvidia.com 'tinymim[tensorrt]' on "
+    "a machine with an NVIDIA GPU; see README, 'TensorRT'"
+)
 REBUILD_HINT = "rebuild on this device: tinymim export CHECKPOINT --out BUNDLE --formats tensorrt-fp16,tensorrt-int8"
 
 
@@ -57,6 +63,39 @@ def current_device(index: int = 0) -> dict[str, Any]:
     return {"tensorrt": trt.__version__, "gpu": name, "compute_capability": f"{props.major}.{props.minor}"}
 
 
+@functools.lru_cache(maxsize=1)
+def tensorrt_probe() -> Probe:
+    """Can TensorRT build and run engines here? The reason names the missing part: the package, its libraries,
+    cuda-python, the driver or the GPU. facts: {"tensorrt", "gpu", "compute_capability", ...} when found."""
+    try:
+        import tensorrt as trt
+    except ModuleNotFoundError as err:
+        if err.name == "tensorrt":
+            return Probe(False, f"the tensorrt package is not installed; {INSTALL_HINT}")
+        return Probe(False, f"the tensorrt package is installed but does not import ({err}); {INSTALL_HINT}")
+    except Exception as err:  # noqa: BLE001 - OSError/ImportError from loading libnvinfer and friends
+        return Probe(
+            False,
+            f"the tensorrt package is installed but its libraries do not load ({type(err).__name__}: "
+            f"{str(err)[:200]}); reinstall it with its libraries: {INSTALL_HINT}",
+        )
+    facts: dict[str, Any] = {"tensorrt": trt.__version__}
+    try:
+        _cudart()
+    except RuntimeUnavailable:
+        reason = f"TensorRT {trt.__version__} is installed but cuda-python is not: pip install 'tinymim[tensorrt]'"
+        return Probe(False, reason, facts)
+    gpu = driver()
+    facts.update(gpu.facts)
+    if not gpu.ok:
+        return Probe(False, f"TensorRT {trt.__version__} is installed, but {gpu.reason}", facts)
+    try:
+        facts.update(current_device())
+    except Exception as err:  # noqa: BLE001 - cuda-python errors: version skew with the driver, no device
+        return Probe(False, f"TensorRT {trt.__version__} is installed, but CUDA device 0 cannot be used: {err}", facts)
+    return Probe(True, "", facts)
+
+
 def read_sidecar(engine: Path, artifact: Any = None) -> dict[str, Any]:
     path = engine.with_name(engine.name + ".json")
     if path.is_file():
@@ -73,10 +112,17 @@ def check_device(sidecar: dict[str, Any], here: dict[str, Any]) -> None:
         for key in ("tensorrt", "gpu", "compute_capability")
         if str(sidecar.get(key)) != str(here[key])
     ]
-    if problems:
-        raise RuntimeUnavailable(
-            "TensorRT engine does not fit this device (" + "; ".join(problems) + f"); {REBUILD_HINT}"
+    if not problems:
+        return
+    built, now = str(sidecar.get("tensorrt", "?")).split(".")[0], str(here["tensorrt"]).split(".")[0]
+    if built != now:
+        problems.insert(
+            0,
+            f"the engine was built with TensorRT {built}.x and this machine has TensorRT {now}.x: an engine loads only "
+            "in the TensorRT version that built it, so build and serve with the same one (the `tensorrt` extra "
+            "and the Dockerfile's gpu stage install the same major)",
         )
+    raise RuntimeUnavailable("TensorRT engine does not fit this device (" + "; ".join(problems) + f"); {REBUILD_HINT}")
 
 
 class TensorRTRuntime:

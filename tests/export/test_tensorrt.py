@@ -77,3 +77,49 @@ def test_engine_with_mismatched_sidecar_does_not_load(tiny_checkpoint, tmp_path)
     side_path.write_text(json.dumps({**side, "gpu": "Some Other GPU"}))
     with pytest.raises(RuntimeUnavailable, match="rebuild on this device"):
         open_runtime(bundle, a)
+
+
+def test_engine_from_another_tensorrt_major_says_to_build_and_serve_with_one():
+    with pytest.raises(RuntimeUnavailable, match="built with TensorRT 10.x and this machine has TensorRT 11.x") as err:
+        check_device(BUILT, {**BUILT, "tensorrt": "11.4.0.106"})
+    assert "the `tensorrt` extra and the Dockerfile's gpu stage install the same major" in str(err.value)
+    with pytest.raises(RuntimeUnavailable) as err:  # same major, other minor: the plain mismatch
+        check_device(BUILT, {**BUILT, "tensorrt": "10.16.0"})
+    assert "TensorRT 10.x and this machine" not in str(err.value) and "'10.16.0' here" in str(err.value)
+
+
+class _FailingImport:
+    """A meta-path finder that makes ``import tensorrt`` fail the way a package without its libraries does."""
+
+    def find_spec(self, name, path=None, target=None):  # noqa: ANN001 - importlib protocol
+        if name == "tensorrt":
+            raise OSError("libnvinfer.so.11: cannot open shared object file: No such file or directory")
+        return None
+
+
+def test_tensorrt_probe_names_the_missing_part(monkeypatch):
+    import sys
+
+    from serve.runtimes import cuda_probe
+    from serve.runtimes.tensorrt import tensorrt_probe
+    from tests.export.fake_tensorrt import make_fake_tensorrt
+
+    def probe():
+        tensorrt_probe.cache_clear()
+        return tensorrt_probe()
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # not installed
+    p = probe()
+    assert not p.ok and p.reason.startswith("the tensorrt package is not installed")
+    assert "NVIDIA's package index" in p.reason and "stubs" in p.reason
+    monkeypatch.delitem(sys.modules, "tensorrt")
+    monkeypatch.setattr(sys, "meta_path", [_FailingImport(), *sys.meta_path])
+    p = probe()
+    assert not p.ok and "its libraries do not load" in p.reason and "libnvinfer.so.11" in p.reason
+    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path if not isinstance(f, _FailingImport)])
+    monkeypatch.setitem(sys.modules, "tensorrt", make_fake_tensorrt("11.4.0.106"))  # the package, but no GPU
+    drv = cuda_probe.driver()
+    p = probe()
+    if not drv.ok:
+        assert not p.ok and p.reason == f"TensorRT 11.4.0.106 is installed, but {drv.reason}"
+    tensorrt_probe.cache_clear()
