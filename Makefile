@@ -7,19 +7,44 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: quickstart lint test test-fast bench install clean help
+.PHONY: quickstart lint test test-fast bench install gpu-install cpu-install gpu-check _swap-gpu clean help
+# onnxruntime (CPU) and onnxruntime-gpu both install the module `onnxruntime` and overwrite each other's files, so
+# the venv holds exactly one: `make gpu-install` swaps in onnxruntime-gpu and leaves $(GPU_MARK), so that a later
+# reinstall (pyproject.toml changed) swaps it in again; `make cpu-install` swaps back (README, "GPU").
+GPU_MARK := $(VENV)/.gpu
 
 help:
 	@echo "make quickstart  built-in data -> teacher -> distilled student -> export -> serve -> bench"
 	@echo "make lint        ruff format --check and ruff check (the rules in pyproject.toml)"
 	@echo "make test        the full test suite"
 	@echo "make bench       every script in benchmarks/, then rewrite BENCHMARKS.md"
+	@echo "make gpu-install swap the CPU onnxruntime for onnxruntime-gpu (NVIDIA GPU machines; cpu-install undoes it)"
+	@echo "make gpu-check   the GPU smoke check (benchmarks/gpu_smoke.py): install, export, gate, serve, time"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install -q -e '.[all,dev]'
+	@if [ -f $(GPU_MARK) ]; then $(MAKE) --no-print-directory _swap-gpu; fi
 	@rm -f $(VENV)/.installed-* && touch $@
+
+_swap-gpu:
+	$(BIN)/python -m pip uninstall -y -q onnxruntime onnxruntime-gpu
+	$(BIN)/python -m pip install -q -e '.[gpu]'
+
+gpu-install: $(STAMP)
+	@touch $(GPU_MARK)
+	@$(MAKE) --no-print-directory _swap-gpu
+	@$(BIN)/python -c "from serve.runtimes.cuda_probe import onnxruntime_cuda as p; r = p(); \
+	print('ONNX Runtime CUDA provider:', 'works here' if r.ok else r.reason)"
+
+cpu-install: $(STAMP)
+	@rm -f $(GPU_MARK)
+	$(BIN)/python -m pip uninstall -y -q onnxruntime onnxruntime-gpu
+	$(BIN)/python -m pip install -q -e '.[all,dev]'
+
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_smoke.py $(ARGS)
 
 install: $(STAMP)
 
