@@ -16,7 +16,7 @@ from typing import Any
 from export.config import FORMATS, ExportConfig, ExportResult
 from export.errors import ToolMissing
 from export.gate import gate_artifact, thresholds_with_overrides
-from export.gpu_artifacts import GPU_FORMATS, build_gpu_artifacts
+from export.gpu_artifacts import GPU_FORMATS, build_gpu_artifacts, format_status
 from export.latency import interleaved_latency
 from export.onnx_export import (
     INPUT_NAME,
@@ -41,8 +41,6 @@ def resolve_formats(requested: tuple[str, ...]) -> tuple[tuple[str, ...], dict[s
     once, naming the missing part; with no formats requested, every format this machine can build is built and
     the others are listed with their reasons (logged and written to the report).
     """
-    from export.gpu_artifacts import GPU_FORMATS, format_status
-
     status = {f: format_status(f) for f in GPU_FORMATS if not requested or f in requested}
     missing = {f: why for f, (ok, why) in status.items() if not ok}
     if requested:
