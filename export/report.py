@@ -69,6 +69,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", "## Quantization", ""]
         for name, settings in report["quantization"].items():
             lines.append(f"- {name}: `{json.dumps(settings)}`")
+    if report.get("skipped_formats"):
+        lines += ["", "## Not built on this machine", ""]
+        lines += [f"- {fmt}: {why}" for fmt, why in report["skipped_formats"].items()]
     if report.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
     lines += ["", f"Tools: {', '.join(f'{k} {v}' for k, v in report['tools'].items())}.", ""]

@@ -52,6 +52,10 @@ def test_default_formats_skip_onnx_cuda_with_the_reason(exported_bundle):
     formats, skipped = resolve_formats(())
     assert "onnx-cuda-fp16" not in formats and skipped["onnx-cuda-fp16"] == probe.reason
     assert {"onnx", "onnx-int8"} <= set(formats)
+    from export.report import render_markdown
+
+    md = render_markdown({**exported_bundle.report, "skipped_formats": skipped})
+    assert f"## Not built on this machine\n\n- onnx-cuda-fp16: {probe.reason}" in md
 
 
 @pytest.mark.onnxruntime_cuda
