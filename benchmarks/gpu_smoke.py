@@ -147,7 +147,8 @@ def train(key: str, out: Path, quick: bool) -> Path:
 
 
 def export(key: str, run: Path, out: Path, formats: tuple[str, ...]) -> dict[str, Any]:
-    from export.command import ExportConfig, run_config
+    from export.config import ExportConfig
+    from export.pipeline import export_bundle
 
     cfg = ExportConfig(
         checkpoint=str(run),
@@ -161,7 +162,7 @@ def export(key: str, run: Path, out: Path, formats: tuple[str, ...]) -> dict[str
         model_name=f"smoke-{key}",
         timing_cache=str(out / "timing.cache"),
     )
-    result = run_config(cfg)
+    result = export_bundle(cfg)
     return {"bundle": str(result.bundle), "exit_code": result.exit_code, "report": result.report}
 
 

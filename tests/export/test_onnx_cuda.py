@@ -31,13 +31,13 @@ def _config(tiny_checkpoint, out, formats, **kw):
 
 
 def test_requesting_onnx_cuda_without_it_names_the_missing_part(tiny_checkpoint, tmp_path):
-    from export.pipeline import export_bundle as run_config
+    from export.pipeline import export_bundle
 
     probe = onnxruntime_cuda()
     if probe.ok:
         pytest.skip("ONNX Runtime's CUDA provider works here")
     with pytest.raises(ToolMissing) as err:
-        run_config(_config(tiny_checkpoint, tmp_path / "b", ("onnx", "onnx-cuda-fp16")))
+        export_bundle(_config(tiny_checkpoint, tmp_path / "b", ("onnx", "onnx-cuda-fp16")))
     assert str(err.value) == f"onnx-cuda-fp16 requested, but {probe.reason}"
     assert not (tmp_path / "b").exists()
 
@@ -60,11 +60,11 @@ def test_default_formats_skip_onnx_cuda_with_the_reason(exported_bundle):
 
 @pytest.mark.onnxruntime_cuda
 def test_onnx_cuda_fp16_is_gated_and_served(tiny_checkpoint, tmp_path):
-    from export.pipeline import export_bundle as run_config
+    from export.pipeline import export_bundle
     from serve.bundle import load_bundle
     from serve.process import ServerProcess
 
-    r = run_config(_config(tiny_checkpoint, tmp_path / "b", ("onnx", "onnx-cuda-fp16")))
+    r = export_bundle(_config(tiny_checkpoint, tmp_path / "b", ("onnx", "onnx-cuda-fp16")))
     assert r.exit_code == 0, r.report["notes"]
     bundle = load_bundle(r.bundle)
     a = bundle.artifact("onnx-cuda-fp16")

@@ -216,7 +216,7 @@ def fake_trt(monkeypatch):
 
 def _export(tiny_checkpoint, out: Path, formats: tuple[str, ...], **kw):
     from export.config import ExportConfig
-    from export.pipeline import export_bundle as run_config
+    from export.pipeline import export_bundle
 
     cfg = ExportConfig(
         checkpoint=str(tiny_checkpoint),
@@ -230,7 +230,7 @@ def _export(tiny_checkpoint, out: Path, formats: tuple[str, ...], **kw):
         threads=1,
         **kw,
     )
-    return run_config(cfg)
+    return export_bundle(cfg)
 
 
 def test_failed_tensorrt_build_still_writes_the_bundle(tiny_checkpoint, tmp_path, fake_trt):
