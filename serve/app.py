@@ -18,12 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from serve import openapi
 from serve.batcher import InferenceFailed
 from serve.errors import ImageError, RequestError
 from serve.metrics import ServiceMetrics
 from serve.middleware import RequestGuard
 from serve.routers import metrics as metrics_router
-from serve.routers import v1, v2
+from serve.routers import page, v1, v2
 from serve.service import InferenceService
 from serve.settings import ServeSettings
 
@@ -79,9 +80,24 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.state.service = InferenceService(settings, metrics)
     app.state.settings = settings
     _install_error_handlers(app)
+    openapi.install(app, v1.lean, v2.lean)
     app.include_router(v1.router)
     app.include_router(v2.health)
     app.include_router(v2.router)
     app.include_router(metrics_router.router)
+    app.include_router(page.router)
+    app.mount("/ui", page.assets(), name="ui")
     app.add_middleware(RequestGuard, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of ``tinymim serve --workers N``: settings from ``TINYMIM_*`` variables."""
+    from serve.settings import load_settings
+
+    settings = load_settings()
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    logging.getLogger("serve").setLevel(settings.log_level.upper())
+    return create_app(settings)

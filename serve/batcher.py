@@ -1,29 +1,39 @@
-"""Dynamic batching: many requests' samples -> one runtime call -> answers routed back to each request.
+"""Dynamic batching on one inference thread: many requests' samples -> one runtime call -> rows back to each.
 
-One worker coroutine owns the runtime and calls it from a single dedicated thread, so the runtime (not
-thread-safe) is never entered twice, while the event loop keeps accepting requests. The worker takes the
-oldest queued sample and waits until either ``max_batch`` samples are queued or the oldest has waited
-``max_delay_s``, then runs them as one batch (B, C, H, W) -> logits (B, K) and resolves each sample's future
-with its own row. With ``policy="arrivals"`` (the default) the worker waits only while more requests are
-already arriving (announced with :meth:`arriving`: body being read, images being preprocessed), so a lone
-request never pays the delay; under load the queue fills while the runtime is busy and batches form on their
-own. ``policy="always"`` waits the full delay like Triton's dynamic batcher. Samples whose request was
-cancelled (timeout) while still queued are skipped, never run.
+One dedicated thread owns the runtime (runtimes are not thread-safe) and loops: wait for queued samples, wait
+up to ``max_delay_s`` (counted from the oldest sample's arrival) for ``max_batch`` of them, run them as one
+batch (B, C, H, W) -> logits (B, K), and hand the rows back to the event loop with a single
+``call_soon_threadsafe`` per batch. The event loop's share of a request is therefore small and constant:
+append the samples under a lock, then await one future (no coroutine hand-offs or executor round trips per
+batch); it stays free to read and decode the next requests while the runtime computes.
+
+With ``policy="arrivals"`` (the default) the thread waits for more samples only while more requests are
+already arriving (announced with :meth:`DynamicBatcher.arriving`: body being read, images being decoded), so
+a lone request never pays the delay; under load, requests queue while the runtime is busy and batches form
+on their own. ``policy="always"`` waits the full delay, like Triton's dynamic batcher.
+
+A request that finds the service idle (the only request the HTTP server has in flight, nothing queued or
+running) runs at once on the event loop when the model is fast (its batch-1 compute, a running average
+started at warm-up and updated by every batch of one, is at most ``inline_max_s``): for a millisecond model
+the two thread hand-offs are a noticeable part of the latency, and an idle service has nothing else to do
+meanwhile. Slower models always go through the thread, so the loop keeps reading and decoding requests
+while the runtime computes.
 
 Admission is all-or-nothing per request: if its B samples do not fit in ``max_queue``, it is refused at once
-(503 + Retry-After) instead of waiting, so an overloaded service sheds load rather than queueing forever.
+(503 + Retry-After) rather than queued forever. A request whose timeout expires while its samples still wait
+is answered 503 and its samples are skipped, never run. ``drain`` refuses new work, lets the thread finish
+everything queued, then stops it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -35,36 +45,64 @@ from serve.stats import ModelStats
 log = logging.getLogger(__name__)
 
 
+class InferenceFailed(ServeError):
+    """The runtime raised while running a batch (details are in the server log)."""
+
+
 @dataclass(frozen=True)
-class SampleResult:
-    logits: np.ndarray  # (K,) float32
-    queue_s: float  # enqueue -> batch start
-    infer_s: float  # the runtime call of the batch this sample ran in
-    batch_size: int
+class Answer:
+    """One request's logits and where its samples' time went (the slowest sample's queue and compute)."""
+
+    logits: np.ndarray  # (B, K) float32
+    queue_s: float  # enqueue -> the start of the batch's runtime call
+    compute_s: float  # the runtime call of that batch
+    batch_sizes: tuple[int, ...]  # size of the batch each sample ran in
 
 
-@dataclass
-class _Item:
+class _Job:
+    """One request's samples in flight. Touched by the event loop only, except ``dead`` (read by the thread)."""
+
+    __slots__ = ("future", "n", "left", "rows", "queue_s", "compute_s", "sizes", "dead", "deadline")
+
+    def __init__(self, future: asyncio.Future, n: int, deadline: float) -> None:
+        self.future = future
+        self.deadline = deadline  # perf_counter() past which none of its samples may start
+        self.n = self.left = n
+        self.rows: np.ndarray | None = None
+        self.queue_s = self.compute_s = 0.0
+        self.sizes = [0] * n
+        self.dead = False  # timed out or abandoned: the thread skips its samples
+
+
+class _Item(NamedTuple):
+    job: _Job
+    index: int
     x: np.ndarray  # (C, H, W) float32
-    future: asyncio.Future
     enqueued: float
 
 
-class _Arrival:
-    """One announced request; leaving twice is harmless."""
+class Arrival:
+    """One announced request (see :meth:`DynamicBatcher.arriving`); leaving twice is harmless."""
+
+    __slots__ = ("_batcher",)
 
     def __init__(self, batcher: DynamicBatcher) -> None:
         self._batcher: DynamicBatcher | None = batcher
+        batcher.arriving_count += 1
+
+    def __enter__(self) -> Arrival:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.leave()
 
     def leave(self) -> None:
         if self._batcher is not None:
-            self._batcher.arriving_count -= 1
-            self._batcher._wakeup_set()
-            self._batcher = None
-
-
-class InferenceFailed(ServeError):
-    """The runtime raised while running a batch (details are in the server log)."""
+            b, self._batcher = self._batcher, None
+            b.arriving_count -= 1
+            if b.arriving_count <= 0 and b.filling:
+                with b.cond:
+                    b.cond.notify()
 
 
 class DynamicBatcher:
@@ -78,6 +116,7 @@ class DynamicBatcher:
         metrics: ServiceMetrics,
         stats: ModelStats,
         policy: str = "arrivals",
+        inline_max_s: float = 0.0,
     ) -> None:
         self.runtime = runtime
         self.max_batch = max_batch
@@ -86,159 +125,218 @@ class DynamicBatcher:
         self.metrics = metrics
         self.stats = stats
         self.policy = policy
-        self.arriving_count = 0  # requests announced but not yet submitted
-        self._pending: deque[_Item] = deque()
-        self._wakeup: asyncio.Event | None = None
-        self._worker: asyncio.Task | None = None
+        self.arriving_count = 0  # requests announced but not yet submitted (event loop writes, thread reads)
+        self.filling = False  # the thread is waiting for a fuller batch
+        self.inline_max_s = inline_max_s
+        self.batch1_s = float("inf")  # running average of batch-1 compute (warm-up, then every batch of one)
+        self._executing = False  # a runtime call is in progress (thread or inline); guarded by cond
+        self.cond = threading.Condition()
+        self._pending: deque[_Item] = deque()  # guarded by cond
         self._closing = False
-        # The single thread that ever touches the runtime.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tinymim-infer")
-
-    def _wakeup_set(self) -> None:
-        if self._wakeup is not None:
-            self._wakeup.set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def depth(self) -> int:
+        """Samples waiting for a batch."""
         return len(self._pending)
 
     async def warmup(self, shape: tuple[int, int, int], sizes: list[int] | None = None) -> float:
-        """Run every batch size in ``sizes`` (default 1..max_batch) once; returns the seconds it took."""
-        loop = asyncio.get_running_loop()
-        t0 = time.perf_counter()
-        for b in sizes or range(1, self.max_batch + 1):
-            x = np.zeros((b, *shape), np.float32)
-            await loop.run_in_executor(self._executor, self.runtime.infer, x)
-        return time.perf_counter() - t0
+        """Run every batch size in ``sizes`` (default 1..max_batch) once, off the event loop; returns seconds."""
+
+        def run() -> float:
+            t0 = time.perf_counter()
+            for b in sizes or range(1, self.max_batch + 1):
+                self.runtime.infer(np.zeros((b, *shape), np.float32))
+            x1, one = np.zeros((1, *shape), np.float32), []
+            for _ in range(3):
+                t1 = time.perf_counter()
+                self.runtime.infer(x1)
+                one.append(time.perf_counter() - t1)
+            self.batch1_s = min(one)
+            return time.perf_counter() - t0
+
+        return await asyncio.get_running_loop().run_in_executor(None, run)
+
+    @property
+    def inline(self) -> bool:
+        """Whether a lone request may run on the event loop now (policy "arrivals", the model fast enough)."""
+        return self.policy == "arrivals" and self.batch1_s <= self.inline_max_s
 
     def start(self) -> None:
-        self._wakeup = asyncio.Event()
-        self._worker = asyncio.create_task(self._run(), name="tinymim-batcher")
-        self._worker.add_done_callback(self._worker_done)
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._main, name="tinymim-infer", daemon=True)
+        self._thread.start()
 
-    def _worker_done(self, task: asyncio.Task) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            # Never expected (batch errors are caught per batch); without a worker every request would time out.
-            log.critical("batch worker died; the service cannot answer", exc_info=task.exception())
-            self._closing = True
+    def arriving(self) -> Arrival:
+        """Announce a request that will soon call :meth:`run` (so the thread may wait for its samples)."""
+        return Arrival(self)
 
-    @contextlib.contextmanager
-    def arriving(self) -> Iterator[_Arrival]:
-        """Announce a request that will soon call :meth:`submit` (so the worker may wait for it)."""
-        arrival = _Arrival(self)
-        self.arriving_count += 1
+    async def run(
+        self, batch: np.ndarray, *, timeout_s: float, arrival: Arrival | None = None, alone: bool = False
+    ) -> Answer:
+        """Queue a request's samples (B, C, H, W) and wait for their rows; raise Overloaded when refused.
+
+        ``alone``: the HTTP server has no other request in flight (then a fast model may run inline).
+        """
+        inline = alone and self.inline and timeout_s > self.inline_max_s  # one that might time out queues
+        if inline and self.arriving_count <= (arrival is not None) and batch.shape[0] <= self.max_batch:
+            answer = self._run_inline(batch, arrival)
+            if answer is not None:
+                return answer
+        job = self._submit(batch, arrival, timeout_s)
+        loop = self._loop
+        assert loop is not None
+        timer = loop.call_later(timeout_s, self._expire, job, timeout_s)
         try:
-            yield arrival
+            return await job.future
         finally:
-            arrival.leave()
+            timer.cancel()
+            job.dead = True  # finished, timed out or cancelled: nothing of it may run any more
 
-    async def submit(
-        self, batch: np.ndarray, *, timeout_s: float, arrival: _Arrival | None = None
-    ) -> list[SampleResult]:
-        """Queue a request's samples (B, C, H, W); wait for all their results or raise Overloaded."""
-        if self._closing or self._worker is None:
-            raise Overloaded("the service is shutting down; retry on another instance")
-        n = batch.shape[0]
-        if len(self._pending) + n > self.max_queue:
-            self.metrics.rejected.inc(n)
-            raise Overloaded(f"queue full ({len(self._pending)}/{self.max_queue} samples waiting); retry shortly")
+    def _run_inline(self, batch: np.ndarray, arrival: Arrival | None) -> Answer | None:
+        """Run on the event loop if nothing is queued or running; None if the thread has work after all."""
+        with self.cond:
+            if self._pending or self._executing or self._closing:
+                return None
+            self._executing = True
         if arrival is not None:
             arrival.leave()
-        loop = asyncio.get_running_loop()
-        now = time.perf_counter()
-        futures = []
-        for i in range(n):
-            fut = loop.create_future()
-            self._pending.append(_Item(batch[i], fut, now))
-            futures.append(fut)
-        self.metrics.queue_depth.set(len(self._pending))
-        self._wakeup.set()  # type: ignore[union-attr]
+        start = time.perf_counter()
         try:
-            return await asyncio.wait_for(asyncio.gather(*futures), timeout_s)
-        except (asyncio.TimeoutError, TimeoutError):
-            # wait_for cancelled gather, which cancelled the futures: the worker skips them if still queued.
-            self.metrics.timeouts.inc(n)
-            raise Overloaded(f"request timed out after {timeout_s:g} s before it was served") from None
+            logits = self.runtime.infer(batch)
+        except Exception:
+            log.exception("runtime %s failed on a batch of %d", self.runtime.name, len(batch))
+            raise InferenceFailed("inference failed") from None
+        finally:
+            with self.cond:
+                self._executing = False
+                self.cond.notify()
+        compute = time.perf_counter() - start
+        b = len(batch)
+        self._record(b, compute)
+        return Answer(logits, 0.0, compute, (b,) * b)
+
+    def _record(self, b: int, compute: float) -> None:
+        if b == 1:
+            self.batch1_s += 0.1 * (compute - self.batch1_s)
+        self.metrics.batch_size.observe(b)
+        self.metrics.inference_seconds.observe(compute)
+        self.stats.record_batch(b, compute)
+
+    def _submit(self, batch: np.ndarray, arrival: Arrival | None, timeout_s: float) -> _Job:
+        if self._closing or self._thread is None:
+            raise Overloaded("the service is shutting down; retry on another instance")
+        n = batch.shape[0]
+        now = time.perf_counter()
+        job = _Job(self._loop.create_future(), n, now + timeout_s)  # type: ignore[union-attr]
+        with self.cond:
+            if len(self._pending) + n > self.max_queue:
+                self.metrics.rejected.inc(n)
+                raise Overloaded(f"queue full ({len(self._pending)}/{self.max_queue} samples waiting); retry shortly")
+            if arrival is not None:
+                arrival._batcher = None  # left without a second notify: this one follows
+                self.arriving_count -= 1
+            self._pending.extend(_Item(job, i, batch[i], now) for i in range(n))
+            self.cond.notify()
+        return job
+
+    def _expire(self, job: _Job, timeout_s: float) -> None:
+        if not job.future.done():
+            job.dead = True
+            self.metrics.timeouts.inc(job.n)
+            job.future.set_exception(Overloaded(f"request timed out after {timeout_s:g} s before it was served"))
 
     async def drain(self, timeout_s: float = 30.0) -> None:
-        """Refuse new work, let the worker finish what is queued, then release the inference thread."""
+        """Refuse new work, let the thread finish what is queued, then stop it."""
         self._closing = True
-        if self._worker is not None:
-            self._wakeup.set()  # type: ignore[union-attr]
-            try:
-                await asyncio.wait_for(asyncio.shield(self._worker), timeout_s)
-            except (asyncio.TimeoutError, TimeoutError):
-                log.warning("batcher did not drain in %.1f s; cancelling %d queued samples", timeout_s, self.depth)
-                self._worker.cancel()
-        for item in self._pending:
-            if not item.future.done():
-                item.future.set_exception(Overloaded("the service shut down before this request was served"))
-        self._pending.clear()
-        self._executor.shutdown(wait=True)
+        with self.cond:
+            self.cond.notify_all()
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, timeout_s)
+            if self._thread.is_alive():
+                log.warning("batcher did not drain in %.1f s; failing %d queued samples", timeout_s, self.depth)
+        with self.cond:
+            left, self._pending = list(self._pending), deque()
+        for item in left:
+            if not item.job.future.done():
+                item.job.future.set_exception(Overloaded("the service shut down before this request was served"))
 
-    async def _run(self) -> None:
-        assert self._wakeup is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            self._drop_cancelled_head()
-            if not self._pending:
+    # -- the inference thread ------------------------------------------------------------------------------
+    def _main(self) -> None:
+        try:
+            while (items := self._next_batch()) is not None:
+                if items:
+                    self._execute(items)
+        except BaseException:  # never expected: without this thread no request can be answered
+            log.critical("inference thread died; the service cannot answer", exc_info=True)
+            self._closing = True
+
+    def _next_batch(self) -> list[_Item] | None:
+        """Block until a batch is due; None once closing with nothing queued."""
+        with self.cond:
+            while True:
+                now = time.perf_counter()
+                while self._pending and (self._pending[0].job.dead or self._pending[0].job.deadline <= now):
+                    self._pending.popleft()
+                if self._pending and not self._executing:
+                    break
                 if self._closing:
-                    return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            await self._fill(self._pending[0].enqueued + self.max_delay_s)
-            items = self._take()
-            if items:
-                await self._execute(loop, items)
+                    return None
+                self.cond.wait()
+            deadline = self._pending[0].enqueued + self.max_delay_s
+            self.filling = True
+            while len(self._pending) < self.max_batch and not self._closing:
+                if self.policy == "arrivals" and self.arriving_count <= 0:
+                    break
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                self.cond.wait(left)
+            self.filling = False
+            items: list[_Item] = []
+            now = time.perf_counter()
+            while self._pending and len(items) < self.max_batch:
+                item = self._pending.popleft()
+                if not item.job.dead and item.job.deadline > now:  # expired ones are answered 503 by their timer
+                    items.append(item)
+            self._executing = bool(items)
+            return items
 
-    def _drop_cancelled_head(self) -> None:
-        while self._pending and self._pending[0].future.done():
-            self._pending.popleft()
-        self.metrics.queue_depth.set(len(self._pending))
-
-    async def _fill(self, deadline: float) -> None:
-        """Wait until a full batch is queued, the oldest sample's delay is up, or we are draining."""
-        assert self._wakeup is not None
-        while len(self._pending) < self.max_batch and not self._closing:
-            if self.policy == "arrivals" and self.arriving_count <= 0:
-                return
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                return
-            self._wakeup.clear()
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), left)
-            except (asyncio.TimeoutError, TimeoutError):
-                return
-
-    def _take(self) -> list[_Item]:
-        items: list[_Item] = []
-        while self._pending and len(items) < self.max_batch:
-            item = self._pending.popleft()
-            if not item.future.done():  # cancelled by its request's timeout: never run it
-                items.append(item)
-        self.metrics.queue_depth.set(len(self._pending))
-        return items
-
-    async def _execute(self, loop: asyncio.AbstractEventLoop, items: list[_Item]) -> None:
+    def _execute(self, items: list[_Item]) -> None:
         start = time.perf_counter()
         try:
             x = np.stack([it.x for it in items])  # (B, C, H, W)
-            logits = await loop.run_in_executor(self._executor, self.runtime.infer, x)
+            logits = self.runtime.infer(x)
         except Exception:
             log.exception("runtime %s failed on a batch of %d", self.runtime.name, len(items))
-            for it in items:
-                if not it.future.done():
-                    it.future.set_exception(InferenceFailed("inference failed"))
+            self._loop.call_soon_threadsafe(self._fail, items)  # type: ignore[union-attr]
             return
-        infer_s = time.perf_counter() - start
+        finally:
+            with self.cond:
+                self._executing = False
+        compute = time.perf_counter() - start
+        self._loop.call_soon_threadsafe(self._deliver, items, logits, start, compute)  # type: ignore[union-attr]
+
+    # -- back on the event loop ----------------------------------------------------------------------------
+    def _deliver(self, items: list[_Item], logits: np.ndarray, start: float, compute: float) -> None:
         b = len(items)
-        self.metrics.batch_size.observe(b)
-        self.metrics.inference_seconds.observe(infer_s)
-        self.stats.record_batch(b, infer_s)
-        for i, it in enumerate(items):
-            queue_s = start - it.enqueued
-            self.metrics.queue_seconds.observe(queue_s)
-            if not it.future.done():
-                it.future.set_result(SampleResult(logits[i].copy(), queue_s, infer_s, b))
+        self._record(b, compute)
+        for row, (job, i, _, enqueued) in enumerate(items):
+            if job.future.done():
+                continue
+            if job.rows is None:
+                job.rows = np.empty((job.n, logits.shape[1]), logits.dtype)
+            job.rows[i] = logits[row]
+            job.queue_s = max(job.queue_s, start - enqueued)
+            job.compute_s = max(job.compute_s, compute)
+            job.sizes[i] = b
+            job.left -= 1
+            if job.left == 0:
+                job.future.set_result(Answer(job.rows, job.queue_s, job.compute_s, tuple(job.sizes)))
+
+    @staticmethod
+    def _fail(items: list[_Item]) -> None:
+        for item in items:
+            if not item.job.future.done():
+                item.job.future.set_exception(InferenceFailed("inference failed"))

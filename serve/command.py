@@ -4,6 +4,12 @@ Only argparse and pydantic-settings load for ``--help``; FastAPI, uvicorn and ON
 Flags override ``TINYMIM_*`` environment variables, which override the defaults (see serve/settings.py).
 SIGTERM/SIGINT: uvicorn stops accepting connections and finishes in-flight requests (up to
 ``graceful_timeout_s``), then the lifespan drains the batcher and the process exits 0.
+
+``--workers N`` (N > 1) runs uvicorn's process supervisor: N processes share the listening socket, each loads
+the bundle into its own runtime session with its own batcher and threads; the supervisor forwards SIGTERM to
+each (each drains as above) and exits 0. Settings reach the workers through ``TINYMIM_*`` environment
+variables, the same way a user sets them. ``--cpus N`` pins the server (all its processes and threads) to the
+first N usable CPUs before anything starts.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p("--max-queue", type=int, help="queued samples before 503 (default 256)")
     p("--request-timeout-s", type=float, help="default per-request timeout (default 30)")
     p("--max-body-bytes", type=int, help="largest request body (default 16 MiB)")
-    p("--threads", type=int, help="ONNX Runtime intra-op threads (default: all cores)")
+    p("--threads", type=int, help="ONNX Runtime intra-op threads per worker (default: usable cores / workers)")
+    p("--workers", type=int, help="server processes sharing the port, each with its own runtime (default 1)")
+    p("--cpus", type=int, help="pin the server to its first N usable CPUs, as on a small device (default: all)")
     p("--preprocess-workers", type=int, help="image preprocessing threads (default: CPU count)")
     p("--api-key", help="require this key (Authorization: Bearer KEY); prefer env TINYMIM_API_KEY")
     p("--model-name", help="model name on the v2 routes (default: the bundle's)")
@@ -54,6 +62,8 @@ def settings_from_args(args: argparse.Namespace):
         "request_timeout_s",
         "max_body_bytes",
         "threads",
+        "workers",
+        "cpus",
         "preprocess_workers",
         "api_key",
         "model_name",
@@ -82,24 +92,54 @@ def _server_class():
     return GracefulServer
 
 
+def export_settings(settings) -> dict[str, str]:
+    """The ``TINYMIM_*`` environment variables that rebuild ``settings`` in another process."""
+    from pydantic import SecretStr
+
+    env = {}
+    for name in sorted(settings.model_fields_set):
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        env[f"TINYMIM_{name.upper()}"] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    return env
+
+
 def run_server(settings, *, access_log: bool = False) -> None:
-    """Serve ``settings.bundle`` in this process until SIGTERM/SIGINT (blocking)."""
+    """Serve ``settings.bundle`` until SIGTERM/SIGINT (blocking): in this process, or in ``workers`` processes."""
     import uvicorn
 
     from serve.app import create_app
     from serve.bundle import load_bundle
+    from serve.errors import ServeError
 
+    if settings.cpus:
+        from serve.procinfo import pin_to_cpus
+
+        try:
+            log.info("pinned to CPUs %s", pin_to_cpus(settings.cpus))
+        except ValueError as err:
+            raise ServeError(f"--cpus: {err}") from None
     load_bundle(settings.bundle, verify=True)  # fail fast with a clear message before uvicorn starts
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app,
+    from serve.http import HttpProtocol
+
+    common = dict(
         host=settings.host,
         port=settings.port,
+        http=HttpProtocol,  # uvicorn's httptools protocol, one write per response (serve/http.py)
+        ws="none",
         log_config=None,
         access_log=access_log,
         timeout_graceful_shutdown=int(settings.graceful_timeout_s),
         lifespan="on",
     )
+    if settings.workers > 1:
+        _run_workers(
+            settings, uvicorn.Config("serve.app:app_from_environment", factory=True, workers=settings.workers, **common)
+        )
+        return
+    app = create_app(settings)
+    config = uvicorn.Config(app, **common)
     server = _server_class()(config)
     try:
         server.run()
@@ -114,6 +154,28 @@ def run_server(settings, *, access_log: bool = False) -> None:
         from serve.errors import ServeError
 
         raise ServeError("the server did not start (see the log above)")
+
+
+def _run_workers(settings, config) -> None:
+    """uvicorn's supervisor over ``settings.workers`` processes; each rebuilds the settings from the environment."""
+    import os
+    import shutil
+    import tempfile
+
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ.update(export_settings(settings))
+    own_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    if own_dir:  # every worker records its metrics here; /metrics reports them all (serve/metrics.py)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tinymim-metrics-")
+    log.info("starting %d worker processes, each with its own runtime session", settings.workers)
+    sock = config.bind_socket()
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
+        if own_dir:
+            shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """Typed FastAPI dependencies shared by the routers: the service, readiness, the API key.
 
 All are ``async def`` on purpose: FastAPI runs plain ``def`` dependencies in a worker thread, which would add
-three thread hand-offs (and wake-ups) to every request.
+three thread hand-offs (and wake-ups) to every request. The inference routes (plain Starlette routes, see
+serve/openapi.py) call the same checks directly: :func:`check_api_key`, :func:`ready_service_of`.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from serve.errors import RequestError
 from serve.service import InferenceService
 
 
-async def get_service(request: Request) -> InferenceService:
+def service_of(request: Request) -> InferenceService:
     return request.app.state.service
 
 
-Service = Annotated[InferenceService, Depends(get_service)]
-
-
-async def ready_service(service: Service) -> InferenceService:
+def ready_service_of(request: Request) -> InferenceService:
+    """The service, or 503 + Retry-After while it loads, warms up or shuts down."""
+    service: InferenceService = request.app.state.service
     if not service.ready:
         raise RequestError(
             "model is not ready (loading, warming up or shutting down)", status=503, headers={"Retry-After": "1"}
@@ -30,12 +30,9 @@ async def ready_service(service: Service) -> InferenceService:
     return service
 
 
-ReadyService = Annotated[InferenceService, Depends(ready_service)]
-
-
-async def require_api_key(request: Request, service: Service) -> None:
+def check_api_key(request: Request) -> None:
     """With an API key configured: 'Authorization: Bearer KEY' or 'X-API-Key: KEY', compared in constant time."""
-    key = service.settings.api_key
+    key = request.app.state.service.settings.api_key
     if key is None:
         return
     given = request.headers.get("x-api-key")
@@ -48,3 +45,21 @@ async def require_api_key(request: Request, service: Service) -> None:
             status=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+async def get_service(request: Request) -> InferenceService:
+    return service_of(request)
+
+
+Service = Annotated[InferenceService, Depends(get_service)]
+
+
+async def ready_service(request: Request) -> InferenceService:
+    return ready_service_of(request)
+
+
+ReadyService = Annotated[InferenceService, Depends(ready_service)]
+
+
+async def require_api_key(request: Request) -> None:
+    check_api_key(request)

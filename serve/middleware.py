@@ -5,7 +5,7 @@ bytes actually received are counted as they stream in (chunked bodies included) 
 as soon as the count passes the limit, so no request can make the server buffer more than the limit.
 
 Unexpected exceptions are logged here with their traceback and answered with a generic 500 that names
-nothing internal.
+nothing internal. The request's arrival time is left in the scope (``tinymim.start``) for the routes' timing.
 """
 
 from __future__ import annotations
@@ -43,12 +43,13 @@ class RequestGuard:
         self.app = app
         self.metrics = metrics
         self.limit = max_body_bytes
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # label lookups once per route/status
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        t0 = time.perf_counter()
+        t0 = scope["tinymim.start"] = time.perf_counter()
         state = {"status": 500, "started": False}
 
         async def send_wrapper(message: dict) -> None:
@@ -72,10 +73,16 @@ class RequestGuard:
             if not state["started"]:
                 await _send_json(send_wrapper, 500, "internal server error")
         finally:
-            route = scope.get("route")
-            label = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(label, scope.get("method", ""), str(state["status"])).inc()
-            self.metrics.request_seconds.labels(label).observe(time.perf_counter() - t0)
+            label = getattr(scope.get("route"), "path", None) or "unmatched"
+            key = (label, scope.get("method", ""), state["status"])
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = (
+                    self.metrics.requests.labels(label, key[1], str(key[2])),
+                    self.metrics.request_seconds.labels(label),
+                )
+            children[0].inc()
+            children[1].observe(time.perf_counter() - t0)
 
     @staticmethod
     def _content_length(scope: dict) -> int | None:

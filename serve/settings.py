@@ -7,6 +7,7 @@ queue size stops start-up with a :class:`tinymim.errors.ConfigError` naming the 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +33,12 @@ class ServeSettings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0 = any free port)")
     max_batch_size: int = Field(32, ge=1, le=4096, description="largest batch the worker runs (capped by the bundle)")
     max_queue_delay_ms: float = Field(5.0, ge=0, le=10_000, description="longest wait to fill a batch")
+    inline_max_compute_ms: float = Field(
+        2.0,
+        ge=0,
+        description="a request that finds the service idle runs at once on the event loop, without the two "
+        "thread hand-offs, when the model's batch-1 compute (measured at warm-up) is at most this (0: never)",
+    )
     batch_policy: Literal["arrivals", "always"] = Field(
         "arrivals",
         description="'arrivals': wait (up to the delay) only while more requests are already arriving, so a lone "
@@ -42,7 +49,25 @@ class ServeSettings(BaseSettings):
     max_body_bytes: int = Field(16 * MiB, ge=1024, description="largest request body accepted (413 above)")
     max_pixels: int = Field(40_000_000, ge=1, description="largest decoded image (decompression-bomb guard)")
     preprocess_workers: int = Field(0, ge=0, description="threads decoding/preprocessing images (0 = CPU count)")
-    threads: int | None = Field(None, ge=1, description="ONNX Runtime intra-op threads (default: all cores)")
+    preprocess_inline_pixels: int = Field(
+        16384,
+        ge=0,
+        description="images of at most this many pixels (default 128x128) are decoded on the event loop, where "
+        "that is cheaper than a hand-off to a preprocessing thread; larger ones go to the thread pool",
+    )
+    threads: int | None = Field(
+        None, ge=1, description="ONNX Runtime intra-op threads per worker (default: usable cores / workers)"
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="server processes sharing the port, each with its own runtime session, batcher and threads "
+        "(see docs/SERVING.md for when more than one pays)",
+    )
+    cpus: int | None = Field(
+        None, ge=1, description="pin the server to its first N usable CPUs (emulates a small device; default all)"
+    )
     api_key: SecretStr | None = Field(
         None, description="if set, clients must send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
     )
@@ -57,6 +82,14 @@ class ServeSettings(BaseSettings):
         if not manifest.is_file():
             raise ValueError(f"no bundle at {v}: expected a folder holding bundle.json (made by 'tinymim export')")
         return manifest.parent
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus_usable(cls, v: int | None) -> int | None:
+        usable = len(os.sched_getaffinity(0))
+        if v is not None and v > usable:
+            raise ValueError(f"only {usable} CPUs are usable here; pin to at most {usable}")
+        return v
 
     @field_validator("api_key")
     @classmethod

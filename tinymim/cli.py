@@ -28,7 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("compress.commands.evaluate", "evaluate a checkpoint: top-1/top-5, per-class accuracy, confusion matrix"),
     "export": ("export.command", "export a checkpoint to ONNX / INT8 / TensorRT behind an accuracy gate"),
     "serve": ("serve.command", "serve an exported bundle over HTTP (v1 + KServe v2 protocol)"),
-    "bench": ("serve.bench.command", "measure a running service's latency, or a bundle's runtime offline"),
+    "bench": (
+        "serve.bench.command",
+        "latency of services and of a bundle's artifacts alone, compared in one table (small-device emulation)",
+    ),
 }
 
 log = logging.getLogger("tinymim")

@@ -185,13 +185,14 @@ def serve_stage(cfg: QuickstartConfig, stage_dir: Path, bundle_dir: Path) -> dic
         served = [a["predictions"][0]["indices"][0] for a in answers]
         bench = run_bench(
             BenchConfig(
-                url=server.url,
+                urls=(server.url,),
                 offline=str(bundle_dir),
                 concurrency=(1, 8),
                 duration_s=cfg.bench_seconds,
                 out=str(stage_dir),
-                artifact=info["artifact"],
+                artifacts=(info["artifact"],),
                 batch_sizes=(1, 8),
+                rounds=1,
             )
         )
     finally:
@@ -217,7 +218,12 @@ def serve_stage(cfg: QuickstartConfig, stage_dir: Path, bundle_dir: Path) -> dic
         "http_top1": 100 * acc,
         "http_vs_runtime_agreement": 100 * agree,
         "batch_sizes_seen": batch_sizes,
-        "bench": {"online": bench.get("online"), "offline": bench.get("offline"), "overhead": bench.get("overhead")},
+        "bench": {
+            "online": bench["online"][0],
+            "offline": bench["offline"]["artifacts"][0],
+            "overhead": (bench.get("overhead") or [None])[0],
+            "rows": bench["rows"],
+        },
         "cdf_png": bench.get("cdf_png"),
     }
     # The server batches concurrent requests as they arrive, so an image rarely runs in the same batch as in the

@@ -1,49 +1,29 @@
-"""Load a running service with async httpx: ``concurrency`` workers, each sending requests back to back.
+"""Load running services with async httpx: ``concurrency`` workers per level, each sending requests back to back.
 
-Per concurrency level: latency percentiles of successful requests, throughput (successes per second of
-wall time), and errors by HTTP status (``"transport"`` for connection failures and client timeouts).
-Images come from a folder, or are synthesised at the model's input size.
+Per service and concurrency level: latency percentiles of successful requests, throughput (successes per
+second of wall time), errors by HTTP status (``"transport"`` for connection failures and client timeouts), and
+where the server spent the time: the mean of each stage of the ``Server-Timing`` header (decode, preprocess,
+queue, compute, encode, total) and the mean batch size, so ``client latency - server total`` is what the
+network, HTTP and the client added. What the service reports about itself (``/v1/model``: artifact, runtime,
+threads, CPUs, gate accuracy, cold start, peak memory) is recorded beside its figures.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import struct
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
 from serve.bench.config import BenchConfig
+from serve.bench.images import load_images
 from serve.bench.stats import summarize
+from serve.timing import STAGES, parse_server_timing
 from tinymim.errors import ConfigError
-
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
-
-
-def load_images(folder: str | None, size: int, *, count: int = 8, limit: int = 256) -> list[bytes]:
-    """Encoded images from ``folder`` (first ``limit``, sorted), or ``count`` synthetic JPEGs of ``size`` px."""
-    if folder:
-        files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)[:limit]
-        if not files:
-            raise ConfigError(f"--images {folder}: no .jpg/.jpeg/.png/.webp/.bmp files found")
-        return [p.read_bytes() for p in files]
-    from PIL import Image
-
-    out = []
-    for i in range(count):
-        rng = np.random.default_rng(i)
-        yy, xx = np.mgrid[0:size, 0:size] / size
-        rgb = np.stack([np.sin(6 * xx + i), np.cos(5 * yy - i), np.sin(4 * (xx + yy))], -1)
-        arr = ((rgb + 1) * 110 + rng.integers(0, 30, (size, size, 3))).clip(0, 255).astype(np.uint8)
-        buf = io.BytesIO()
-        Image.fromarray(arr).save(buf, format="JPEG", quality=90)
-        out.append(buf.getvalue())
-    return out
 
 
 def v2_binary_request(
@@ -62,11 +42,24 @@ def v2_binary_request(
     return head + blob, {"Inference-Header-Content-Length": str(len(head)), "Content-Type": "application/octet-stream"}
 
 
-async def _describe(client: httpx.AsyncClient) -> dict[str, Any]:
-    r = await client.get("/v1/model")
+async def _describe(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    try:
+        r = await client.get("/v1/model")
+    except httpx.HTTPError as err:
+        raise ConfigError(f"{url}: cannot reach the service ({err})") from None
     if r.status_code != 200:
-        raise ConfigError(f"GET /v1/model answered {r.status_code}: {r.text[:200]} (is the service ready? API key?)")
+        raise ConfigError(f"{url}: GET /v1/model answered {r.status_code}: {r.text[:200]} (ready? API key?)")
     return r.json()
+
+
+def _stage_means(timings: list[dict[str, float | str]]) -> dict[str, float]:
+    """Mean milliseconds per Server-Timing stage (+ total) over the answers that carried one."""
+    out = {}
+    for name in (*STAGES, "total"):
+        vals = [t[name] for t in timings if isinstance(t.get(name), float)]
+        if vals:
+            out[name] = float(np.mean(vals))
+    return out
 
 
 async def _level(
@@ -74,7 +67,7 @@ async def _level(
 ) -> dict[str, Any]:
     latencies: list[float] = []
     errors: dict[str, int] = {}
-    server_timing: list[dict] = []
+    timings: list[dict[str, float | str]] = []
     sent = 0
     t_end = time.perf_counter() + cfg.duration_s
     budget = cfg.requests
@@ -96,20 +89,21 @@ async def _level(
                 r = await client.post(path, content=body, headers=headers)
                 status = str(r.status_code)
             except httpx.HTTPError:
-                status = "transport"
-                r = None
+                status, r = "transport", None
             dt = time.perf_counter() - t0
             if status == "200":
                 latencies.append(dt)
-                if r is not None and path.startswith("/v1"):
-                    server_timing.append(r.json()["timing"])
+                timings.append(parse_server_timing(r.headers.get("server-timing")))  # type: ignore[union-attr]
             else:
                 errors[status] = errors.get(status, 0) + 1
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(conc)))
     wall = time.perf_counter() - t0
-    level = {
+    batches = [
+        float(np.mean([int(b) for b in str(t["batch"]).split()])) for t in timings if isinstance(t.get("batch"), str)
+    ]
+    return {
         "concurrency": conc,
         "requests": sent,
         "ok": len(latencies),
@@ -117,22 +111,19 @@ async def _level(
         "throughput_rps": len(latencies) / wall if wall > 0 else 0.0,
         "errors": errors,
         **summarize(latencies),
+        "server_stages_ms": _stage_means(timings),
+        "batch_size_mean": float(np.mean(batches)) if batches else None,
+        "_latencies": latencies,
     }
-    if server_timing:
-        level["server_ms_mean"] = {
-            k: float(np.mean([t[k] for t in server_timing]))
-            for k in ("preprocess_ms", "queue_ms", "inference_ms", "total_ms")
-        }
-        level["batch_size_mean"] = float(np.mean([np.mean(t["batch_sizes"]) for t in server_timing]))
-    level["_latencies"] = latencies
-    return level
 
 
-async def run_online(cfg: BenchConfig) -> dict[str, Any]:
+async def bench_service(cfg: BenchConfig, url: str) -> dict[str, Any]:
+    """Every concurrency level of ``cfg`` against one service."""
     headers = {"Authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else {}
-    limits = httpx.Limits(max_connections=max(cfg.concurrency), max_keepalive_connections=max(cfg.concurrency))
-    async with httpx.AsyncClient(base_url=cfg.url, headers=headers, timeout=cfg.timeout_s, limits=limits) as client:
-        info = await _describe(client)
+    conns = max(cfg.concurrency)
+    limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=cfg.timeout_s, limits=limits) as client:
+        info = await _describe(client, url)
         model = cfg.model or info["name"]
         images = load_images(cfg.images, int(info["input_shape"][-1]))
         if cfg.protocol == "v1":
@@ -143,12 +134,23 @@ async def run_online(cfg: BenchConfig) -> dict[str, Any]:
             path, body, h = reqs[i % len(reqs)]
             await client.post(path, content=body, headers=h)
         levels = [await _level(client, reqs, cfg, c) for c in cfg.concurrency]
+        after = await _describe(client, url)  # peak memory once loaded
     return {
-        "url": cfg.url,
+        "url": url,
         "protocol": cfg.protocol,
         "model": model,
         "artifact": info.get("artifact"),
         "runtime": info.get("runtime"),
+        "threads": info.get("threads"),
+        "cpus": info.get("cpus"),
+        "gate_accuracy": info.get("gate_accuracy"),
+        "cold_start_s": info.get("cold_start_s"),
+        "peak_rss_bytes": after.get("peak_rss_bytes"),
         "images": len(images),
         "levels": levels,
     }
+
+
+async def run_online(cfg: BenchConfig) -> list[dict[str, Any]]:
+    """One report per URL, measured one after the other (never at the same time: they would share the CPUs)."""
+    return [await bench_service(cfg, url) for url in cfg.urls]

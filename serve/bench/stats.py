@@ -23,14 +23,14 @@ def summarize(latencies_s: list[float]) -> dict[str, float | None]:
     }
 
 
-def plot_cdf(curves: dict[str, list[float]], path: str | Path, title: str) -> Path:
-    """One empirical latency CDF per label (latencies in seconds) -> PNG."""
+def plot_comparison(curves: dict[str, list[float]], rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """One figure: the latency CDF of every curve (latencies in seconds), and gate accuracy vs p50 per row."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [3, 2]})
     for label, lat in curves.items():
         if not lat:
             continue
@@ -40,9 +40,24 @@ def plot_cdf(curves: dict[str, list[float]], path: str | Path, title: str) -> Pa
     ax.set_xscale("log")
     ax.set_xlabel("latency (ms, log scale)")
     ax.set_ylabel("fraction of requests")
-    ax.set_title(title)
+    ax.set_title("latency CDF")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
+    points = [r for r in rows if r.get("gate_accuracy") is not None and r.get("p50_ms") is not None]
+    for r in points:
+        bx.scatter(r["p50_ms"], 100 * r["gate_accuracy"], s=40)
+        bx.annotate(
+            r["name"].split(" ")[0],
+            (r["p50_ms"], 100 * r["gate_accuracy"]),
+            fontsize=8,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    missing = [r["name"] for r in rows if r.get("gate_accuracy") is None and "error" not in r]
+    bx.set_xlabel("p50 latency (ms; batch 1 alone, lowest concurrency served)")
+    bx.set_ylabel("gate top-1 accuracy (%)")
+    bx.set_title("accuracy vs latency" + (f"\n(no gate accuracy: {len(missing)} row(s))" if missing else ""))
+    bx.grid(True, alpha=0.3)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 router = APIRouter(tags=["metrics"])
 
@@ -11,6 +11,5 @@ router = APIRouter(tags=["metrics"])
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     service = request.app.state.service
-    if service.batcher is not None:
-        service.metrics.queue_depth.set(service.batcher.depth)
-    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    service.refresh_gauges()
+    return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,18 +1,30 @@
-"""``/v1``: the simple API for apps and curl. POST /v1/classify with an image, get labels and scores."""
+"""``/v1``: the simple API for apps, curl and the browser page. POST /v1/classify with an image, get labels,
+scores and where the time went (``timing`` in the body, the same split in the ``Server-Timing`` header).
+
+``/v1/classify`` is a plain Starlette route (see serve/openapi.py for why and how it is still documented):
+the API key, readiness and ``top_k`` are checked here, in that order, as on the dependency-injected routes.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from serve.deps import ReadyService, require_api_key
+from serve.deps import ReadyService, check_api_key, ready_service_of, require_api_key
 from serve.errors import RequestError
+from serve.http import requests_in_flight
+from serve.openapi import LeanRoutes
+from serve.procinfo import peak_rss_bytes
+from serve.timing import RequestTiming
 
 router = APIRouter(prefix="/v1", tags=["v1"], dependencies=[Depends(require_api_key)])
+lean = LeanRoutes(tags=["v1"])
 
 _IMAGE_TYPES = ("image/", "application/octet-stream")
 _BODY_DOC = {
@@ -42,9 +54,13 @@ class Prediction(BaseModel):
 
 
 class ClassifyTiming(BaseModel):
-    preprocess_ms: float = Field(description="decode + resize + normalise (all images, in parallel)")
-    queue_ms: float = Field(description="wait for the dynamic batch (slowest image)")
-    inference_ms: float = Field(description="runtime call of the batch (slowest image)")
+    """Where the request's time went (serve/timing.py); the Server-Timing header carries the same split."""
+
+    decode_ms: float = Field(description="image bytes -> pixels (summed over the request's images)")
+    preprocess_ms: float = Field(description="resize, crop, normalise (summed over the request's images)")
+    queue_ms: float = Field(description="wait for a batch slot (slowest image)")
+    compute_ms: float = Field(description="runtime call of the batch (slowest image)")
+    encode_ms: float = Field(description="softmax, top-k and building the answer")
     total_ms: float = Field(description="time inside the server for this request")
     batch_sizes: list[int] = Field(description="size of the batch each image ran in")
 
@@ -65,12 +81,41 @@ class ModelInfo(BaseModel):
     input_shape: list[int]
     labels: list[str]
     max_batch_size: int
+    gate_accuracy: float | None = Field(
+        description="the artifact's top-1 accuracy on the export gate's held-out images (worst batch size)"
+    )
+    threads: int = Field(description="runtime threads of this worker process")
+    cpus: int = Field(description="CPUs this process may run on")
+    cold_start_s: float | None = Field(description="this process: start -> model loaded, warm and ready")
+    peak_rss_bytes: int = Field(description="this process's peak resident memory so far")
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+def _top_k(query: str | None, classes: int) -> int:
+    if query is None:
+        return min(5, classes)
+    try:
+        k = int(query)
+    except ValueError:
+        raise RequestError(f"invalid request: query.top_k: must be an integer, got {query[:40]!r}") from None
+    if k < 1:
+        raise RequestError(f"invalid request: query.top_k: must be >= 1, got {k}")
+    if k > classes:
+        raise RequestError(f"top_k={k} is more than the model's {classes} classes")
+    return k
+
+
+def _predictions(logits: np.ndarray, k: int, labels: list[str]) -> list[dict]:
+    """(B, K) logits -> per image the top-k labels, indices and softmax scores, best first."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    probs = np.exp(z)
+    probs /= probs.sum(axis=1, keepdims=True)
+    idx = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    scores = probs[np.arange(len(probs))[:, None], idx].tolist()
+    return [
+        {"labels": [labels[i] for i in row], "indices": row, "scores": sc}
+        for row, sc in zip(idx.tolist(), scores, strict=True)
+    ]
 
 
 async def _images(request: Request) -> list[bytes]:
@@ -93,48 +138,53 @@ async def _images(request: Request) -> list[bytes]:
     return [await request.body()]
 
 
-@router.post(
-    "/classify", response_model=ClassifyResponse, openapi_extra=_BODY_DOC, summary="Classify one or more images"
-)
-async def classify(
-    request: Request,
-    service: ReadyService,
-    top_k: int = Query(5, ge=1, description="how many classes to return per image"),
-) -> JSONResponse:
-    t0 = time.perf_counter()
-    k = len(service.labels)
-    if top_k > k:
-        raise RequestError(f"top_k={top_k} is more than the model's {k} classes")
+async def classify(request: Request) -> Response:
+    """Classify one or more images; answers top-k labels and scores per image, and the timing split."""
+    timing = RequestTiming(start=request.scope.get("tinymim.start") or time.perf_counter())
+    check_api_key(request)
+    service = ready_service_of(request)
+    k = _top_k(request.query_params.get("top_k"), len(service.labels))
     with service.arriving() as arrival:
         images = await _images(request)
         service.check_batch(len(images))
-        x, pre_s = await service.preprocess(images)
-        logits, timing = await service.infer(x, service.timeout_s(), arrival)
-    t1 = time.perf_counter()
-    probs = _softmax(logits.astype(np.float64))
-    preds = []
-    for row in probs:
-        idx = np.argsort(-row, kind="stable")[:top_k]
-        preds.append({"labels": [service.labels[i] for i in idx], "indices": idx.tolist(), "scores": row[idx].tolist()})
-    done = time.perf_counter()
-    service.stats.record_request(
-        ok=True, total_s=done - t0, queue_s=timing.queue_ms / 1000, input_s=pre_s, output_s=done - t1
+        x = await service.preprocess(images, timing)
+        logits = await service.infer(x, service.timeout_s(), timing, arrival, requests_in_flight(request.scope))
+    t0 = time.perf_counter()
+    preds = _predictions(logits, k, service.labels)
+    timing.encode = time.perf_counter() - t0
+    timing.finish()
+    body = {
+        "model": service.model_name,
+        "artifact": service.selection.artifact.name,
+        "predictions": preds,
+        "timing": {**timing.ms(), "batch_sizes": list(timing.batch_sizes)},
+    }
+    service.answered(timing)
+    return Response(
+        json.dumps(body, separators=(",", ":")).encode(),
+        media_type="application/json",
+        headers={"Server-Timing": timing.header()},
     )
-    # Built as plain JSON (the response_model above documents it): skips a second validation pass per request.
-    return JSONResponse(
-        {
-            "model": service.model_name,
-            "artifact": service.selection.artifact.name,
-            "predictions": preds,
-            "timing": {
-                "preprocess_ms": 1000 * pre_s,
-                "queue_ms": timing.queue_ms,
-                "inference_ms": timing.inference_ms,
-                "total_ms": 1000 * (done - t0),
-                "batch_sizes": list(timing.batch_sizes),
-            },
-        }
-    )
+
+
+lean.post(
+    "/v1/classify",
+    classify,
+    response_model=ClassifyResponse,
+    summary="Classify one or more images",
+    openapi_extra={
+        **_BODY_DOC,
+        "parameters": [
+            {
+                "name": "top_k",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 1, "default": 5},
+                "description": "how many classes to return per image (at most the model's class count)",
+            }
+        ],
+    },
+)
 
 
 @router.get("/model", response_model=ModelInfo, summary="What is served: model, artifact, runtime, input, labels")
@@ -149,4 +199,9 @@ async def model_info(service: ReadyService) -> ModelInfo:
         input_shape=list(service.input_shape),
         labels=service.labels,
         max_batch_size=service.max_batch,
+        gate_accuracy=(sel.artifact.gate.get("worst") or {}).get("accuracy"),
+        threads=service.threads,
+        cpus=len(os.sched_getaffinity(0)),
+        cold_start_s=service.cold_start_s,
+        peak_rss_bytes=peak_rss_bytes(),
     )

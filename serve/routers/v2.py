@@ -3,7 +3,9 @@
 Every model route also answers under ``/v2/models/{model}/versions/{version}/...``. The infer route reads
 the raw body itself (the binary tensor extension sends JSON + bytes with no JSON content type, possibly
 gzip/deflate-compressed) and accepts either an FP32 tensor [B, C, H, W] or encoded images as BYTES [B] or
-[B, 1], which are preprocessed here from the bundle's own spec.
+[B, 1], which are preprocessed here from the bundle's own spec. It is a plain Starlette route (see
+serve/openapi.py); its answer carries the timing split (serve/timing.py) in the response ``parameters`` and
+in the ``Server-Timing`` header.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from serve.deps import ReadyService, Service, require_api_key
+from serve.deps import ReadyService, Service, check_api_key, ready_service_of, require_api_key
 from serve.errors import RequestError
+from serve.http import requests_in_flight
+from serve.openapi import LeanRoutes
 from serve.service import InferenceService
+from serve.timing import RequestTiming
 from serve.v2.codec import (
     InferRequest,
     OutputRequest,
@@ -32,6 +37,7 @@ OUTPUT = "logits"
 
 health = APIRouter(prefix="/v2/health", tags=["v2 health"])
 router = APIRouter(prefix="/v2", tags=["v2"], dependencies=[Depends(require_api_key)])
+lean = LeanRoutes(tags=["v2"])
 
 
 @health.get("/live", summary="Liveness: 200 while the process runs")
@@ -142,7 +148,7 @@ def _timeout_s(req: InferRequest) -> float | None:
     return t / 1e6
 
 
-async def _input_batch(s: InferenceService, req: InferRequest) -> tuple[np.ndarray, float]:
+async def _input_batch(s: InferenceService, req: InferRequest, timing: RequestTiming) -> np.ndarray:
     if len(req.inputs) != 1:
         raise RequestError(f"the model takes exactly one input ({s.bundle.input.name!r}); got {len(req.inputs)}")
     t = req.inputs[0]
@@ -152,11 +158,11 @@ async def _input_batch(s: InferenceService, req: InferRequest) -> tuple[np.ndarr
         if not (len(t.shape) == 1 or (len(t.shape) == 2 and t.shape[1] == 1)):
             raise RequestError(f"BYTES input (encoded images) must have shape [B] or [B,1], got {t.shape}")
         s.check_batch(len(t.elements))
-        return await s.preprocess(t.elements)
+        return await s.preprocess(t.elements, timing)
     if t.datatype != "FP32":
         raise RequestError(f"input {t.name!r} must be FP32 [B,C,H,W] or BYTES images, got datatype {t.datatype}")
     s.check_tensor(t.array)
-    return np.ascontiguousarray(t.array, dtype=np.float32), 0.0
+    return np.ascontiguousarray(t.array, dtype=np.float32)
 
 
 def _outputs(s: InferenceService, req: InferRequest, logits: np.ndarray) -> tuple[list[dict], list[bytes]]:
@@ -192,10 +198,12 @@ def _outputs(s: InferenceService, req: InferRequest, logits: np.ndarray) -> tupl
     return outs, blobs
 
 
-@_route("/infer", ["POST"], "Inference (JSON or binary tensor extension; gzip/deflate bodies)")
-async def infer(model: str, request: Request, service: ReadyService, version: str | None = None) -> Response:
-    s = _model(service, model, version)
-    t0 = time.perf_counter()
+async def infer(request: Request) -> Response:
+    """Inference (JSON or binary tensor extension; gzip/deflate bodies)."""
+    timing = RequestTiming(start=request.scope.get("tinymim.start") or time.perf_counter())
+    check_api_key(request)
+    params = request.path_params
+    s = _model(ready_service_of(request), params["model"], params.get("version"))
     ok = False
     try:
         with s.arriving() as arrival:
@@ -203,20 +211,41 @@ async def infer(model: str, request: Request, service: ReadyService, version: st
             body = decompress(raw, request.headers.get("content-encoding"), s.settings.max_body_bytes)
             req = parse_infer_request(body, request.headers.get("inference-header-content-length"))
             timeout = _timeout_s(req)
-            x, pre_s = await _input_batch(s, req)
-            logits, timing = await s.infer(x, s.timeout_s(timeout), arrival)
-        t1 = time.perf_counter()
+            x = await _input_batch(s, req, timing)
+            logits = await s.infer(x, s.timeout_s(timeout), timing, arrival, requests_in_flight(request.scope))
+        t0 = time.perf_counter()
         outputs, blobs = _outputs(s, req, logits)
-        header: dict[str, Any] = {"model_name": s.model_name, "model_version": s.version, "outputs": outputs}
+        timing.encode = time.perf_counter() - t0
+        timing.finish()
+        header: dict[str, Any] = {
+            "model_name": s.model_name,
+            "model_version": s.version,
+            "parameters": timing.parameters(),
+            "outputs": outputs,
+        }
         if req.id is not None:
             header["id"] = req.id
         content, headers = encode_infer_response(header, blobs)
-        done = time.perf_counter()
-        s.stats.record_request(
-            ok=True, total_s=done - t0, queue_s=timing.queue_ms / 1000, input_s=pre_s, output_s=done - t1
-        )
+        s.answered(timing)
         ok = True
-        return Response(content=content, headers=headers)
+        return Response(content=content, headers={**headers, "Server-Timing": timing.header()})
     finally:
         if not ok:
-            s.stats.record_request(ok=False, total_s=time.perf_counter() - t0)
+            s.stats.record_request(ok=False, total_s=time.perf_counter() - timing.start)
+
+
+for _path in ("/v2/models/{model}/infer", "/v2/models/{model}/versions/{version}/infer"):
+    lean.post(
+        _path,
+        infer,
+        documented=_path.endswith("{model}/infer"),
+        summary="Inference (JSON or binary tensor extension; gzip/deflate bodies)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "KServe v2 inference request: JSON, or a JSON header followed by binary tensors "
+                "(Inference-Header-Content-Length); inputs as FP32 [B,C,H,W] or encoded images as BYTES [B]",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    )

@@ -31,9 +31,12 @@ ServerProc = ServerProcess
 def start_server(
     bundle: Path, log_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90
 ) -> ServerProc:
-    """`tinymim serve BUNDLE --port FREE ARGS` as a subprocess (one thread each); returns once ready."""
+    """`tinymim serve BUNDLE --port FREE ARGS` as a subprocess (one thread each); returns once ready.
+
+    ``env`` adds variables; a value of None leaves that variable unset (e.g. the default TINYMIM_THREADS=1)."""
     port = free_port()
     env = {"OMP_NUM_THREADS": "1", "TINYMIM_THREADS": "1", "TINYMIM_PREPROCESS_WORKERS": "2", **(env or {})}
+    env = {k: v for k, v in env.items() if v is not None}  # None: leave the variable unset
     server = ServerProcess(bundle, *args, log_path=log_dir / f"server-{port}.log", port=port, env=env, cwd=REPO)
     return server.wait_ready(timeout)
 
@@ -43,3 +46,17 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (Linux /proc)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return out

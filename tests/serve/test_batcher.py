@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from serve.batcher import DynamicBatcher
+from serve.batcher import DynamicBatcher, InferenceFailed
 from serve.bundle import load_bundle
 from serve.errors import Overloaded
 from serve.metrics import ServiceMetrics
@@ -40,26 +40,43 @@ def test_concurrent_requests_form_one_batch_and_get_their_own_rows(runtime):
         b = _batcher(runtime)
         await b.warmup((3, 32, 32), [1, 6])
         b.start()
-        res = await asyncio.gather(*(b.submit(x, timeout_s=5) for x in xs))
+        res = await asyncio.gather(*(b.run(x, timeout_s=5) for x in xs))
         await b.drain()
         return b, res
 
     b, res = asyncio.run(main())
-    for i, (r,) in enumerate(res):
-        assert r.batch_size == 6
-        np.testing.assert_allclose(r.logits, want[i], atol=1e-5)
+    for i, r in enumerate(res):
+        assert r.batch_sizes == (6,) and r.logits.shape == (1, 10)
+        np.testing.assert_allclose(r.logits[0], want[i], atol=1e-5)
+        assert r.queue_s >= 0 and r.compute_s > 0
     assert b.stats.execution_count == 1 and b.stats.inference_count == 6
+
+
+def test_a_request_split_over_batches_gets_its_rows_in_order(runtime):
+    x = _samples(7, seed=3)[:, 0]  # one request of 7 samples, batches of at most 4
+    want = runtime.infer(x)
+
+    async def main():
+        b = _batcher(runtime, max_batch=4)
+        b.start()
+        r = await b.run(x, timeout_s=5)
+        await b.drain()
+        return r
+
+    r = asyncio.run(main())
+    np.testing.assert_allclose(r.logits, want, atol=1e-5)
+    assert sorted(r.batch_sizes) == [3, 3, 3, 4, 4, 4, 4]
 
 
 def test_batches_are_capped_at_max_batch(runtime):
     async def main():
         b = _batcher(runtime, max_batch=4)
         b.start()
-        res = await asyncio.gather(*(b.submit(x, timeout_s=5) for x in _samples(10)))
+        res = await asyncio.gather(*(b.run(x, timeout_s=5) for x in _samples(10)))
         await b.drain()
         return res
 
-    sizes = sorted(r[0].batch_size for r in asyncio.run(main()))
+    sizes = sorted(r.batch_sizes[0] for r in asyncio.run(main()))
     assert max(sizes) == 4 and len(sizes) == 10
 
 
@@ -67,10 +84,10 @@ def test_full_queue_is_refused_at_once(runtime):
     async def main():
         b = _batcher(runtime, max_queue=3, max_delay_s=0.2)
         b.start()
-        first = asyncio.create_task(b.submit(_samples(1)[0], timeout_s=5))
+        first = asyncio.create_task(b.run(_samples(1)[0], timeout_s=5))
         await asyncio.sleep(0)
         with pytest.raises(Overloaded) as info:
-            await b.submit(np.zeros((3, 3, 32, 32), np.float32), timeout_s=5)
+            await b.run(np.zeros((3, 3, 32, 32), np.float32), timeout_s=5)
         assert info.value.status == 503 and info.value.headers["Retry-After"]
         await first
         await b.drain()
@@ -83,10 +100,10 @@ def test_timeout_cancels_work_still_queued(runtime):
         b = _batcher(runtime, max_delay_s=0.3)
         b.start()
         with pytest.raises(Overloaded, match="timed out"):
-            await b.submit(_samples(1)[0], timeout_s=0.02)
+            await b.run(_samples(1)[0], timeout_s=0.02)
         await asyncio.sleep(0.4)  # past the batch delay: the cancelled sample must not run
         assert b.stats.execution_count == 0 and b.depth == 0
-        (r,) = await b.submit(_samples(1)[0], timeout_s=5)  # the worker is still alive
+        await b.run(_samples(1)[0], timeout_s=5)  # the worker is still alive
         await b.drain()
         return b
 
@@ -101,31 +118,85 @@ def test_arrivals_policy_does_not_wait_for_nobody(runtime):
         b.start()
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        await b.submit(_samples(1)[0], timeout_s=5)
+        await b.run(_samples(1)[0], timeout_s=5)
         dt = loop.time() - t0
         with b.arriving() as arrival:  # an announced request makes the worker wait for it
-            task = asyncio.create_task(b.submit(_samples(1)[0], timeout_s=5))
+            task = asyncio.create_task(b.run(_samples(1)[0], timeout_s=5))
             await asyncio.sleep(0.05)
             assert b.depth == 1  # queued, waiting for the announced one
-            (r2,) = await b.submit(_samples(1, 1)[0], timeout_s=5, arrival=arrival)
-        (r1,) = await task
+            r2 = await b.run(_samples(1, 1)[0], timeout_s=5, arrival=arrival)
+        r1 = await task
         await b.drain()
         return dt, r1, r2
 
     dt, r1, r2 = asyncio.run(main())
     assert dt < 10.0  # far below the 30 s delay: nobody else was arriving
-    assert r1.batch_size == r2.batch_size == 2
+    assert r1.batch_sizes == r2.batch_sizes == (2,)
 
 
 def test_drain_finishes_queued_work_then_refuses(runtime):
     async def main():
         b = _batcher(runtime, max_delay_s=0.2)
         b.start()
-        tasks = [asyncio.create_task(b.submit(x, timeout_s=5)) for x in _samples(3)]
+        tasks = [asyncio.create_task(b.run(x, timeout_s=5)) for x in _samples(3)]
         await asyncio.sleep(0.01)
         await b.drain()
         assert all(t.done() and not t.exception() for t in tasks)
         with pytest.raises(Overloaded, match="shutting down"):
-            await b.submit(_samples(1)[0], timeout_s=5)
+            await b.run(_samples(1)[0], timeout_s=5)
 
     asyncio.run(main())
+
+
+def test_runtime_error_fails_the_batch_and_the_thread_lives_on(runtime, caplog):
+    class Flaky:
+        name, max_batch, calls = "flaky", 8, 0
+
+        def infer(self, x):
+            self.calls += 1
+            if self.calls == 1:
+                raise RuntimeError("boom-17")
+            return runtime.infer(x)
+
+    async def main():
+        b = _batcher(Flaky(), policy="arrivals")
+        b.start()
+        with pytest.raises(InferenceFailed):
+            await b.run(_samples(1)[0], timeout_s=5)
+        r = await b.run(_samples(1)[0], timeout_s=5)
+        await b.drain()
+        return r
+
+    assert asyncio.run(main()).logits.shape == (1, 10)
+    assert "boom-17" in caplog.text
+
+
+def test_an_idle_service_runs_a_fast_model_on_the_event_loop(runtime):
+    """Inline: no queue wait at all; with another request arriving, the thread batches them as before."""
+
+    async def main():
+        b = _batcher(runtime, policy="arrivals", inline_max_s=1.0, max_delay_s=30.0)
+        await b.warmup((3, 32, 32), [1])
+        b.start()
+        alone = await b.run(_samples(1)[0], timeout_s=5, alone=True)
+        with b.arriving() as other:  # someone else is arriving: wait for them and batch
+            task = asyncio.create_task(b.run(_samples(1)[0], timeout_s=5, alone=True))
+            await asyncio.sleep(0.05)
+            r2 = await b.run(_samples(1, 1)[0], timeout_s=5, arrival=other, alone=True)
+        r1 = await task
+        off = _batcher(runtime, policy="arrivals", inline_max_s=0.0)
+        await off.warmup((3, 32, 32), [1])
+        off.start()
+        threaded = await off.run(_samples(1)[0], timeout_s=5, alone=True)
+        busy_http = await b.run(_samples(1)[0], timeout_s=5, alone=False)  # other requests in the HTTP server
+        await b.drain()
+        await off.drain()
+        return b, off, alone, r1, r2, threaded, busy_http
+
+    b, off, alone, r1, r2, threaded, busy_http = asyncio.run(main())
+    assert b.inline and not off.inline
+    assert alone.queue_s == 0.0 and alone.batch_sizes == (1,)
+    assert r1.batch_sizes == r2.batch_sizes == (2,) and r1.queue_s > 0
+    assert threaded.queue_s > 0 and busy_http.queue_s > 0
+    np.testing.assert_allclose(alone.logits, runtime.infer(_samples(1)[0]), atol=1e-5)
+    assert b.stats.execution_count == 3 and b.stats.inference_count == 4

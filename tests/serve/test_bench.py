@@ -1,25 +1,49 @@
-"""`tinymim bench` against a live server and offline on the bundle: report fields, JSON and the CDF PNG."""
+"""`tinymim bench`: services and a bundle's artifacts compared in one report, its table, JSON and figure."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
 from serve.bench import BenchConfig, run_bench
-from tests.serve.helpers import image_bytes
+from serve.bundle import Artifact, load_bundle, sha256_file
+from tests.serve.helpers import image_bytes, start_server
 from tinymim.cli import main
 from tinymim.errors import ConfigError
 
+STAGES = ("decode", "preprocess", "queue", "compute", "encode", "total")
+
+
+@pytest.fixture(scope="module")
+def two_artifacts(tiny, tmp_path_factory):
+    """The tiny bundle plus a real second artifact (ONNX Runtime dynamic INT8) and an engine nothing here runs."""
+    from onnxruntime.quantization import quantize_dynamic
+
+    root = tmp_path_factory.mktemp("two") / "bundle"
+    shutil.copytree(tiny.path, root)
+    quantize_dynamic(str(root / "model.onnx"), str(root / "model.int8.onnx"))
+    (root / "model.fp16.plan").write_bytes(b"not a real engine")
+    b = load_bundle(root)
+    b.artifacts += [
+        Artifact("onnx-int8", "model.int8.onnx", "onnx", "int8", "onnxruntime", sha256_file(root / "model.int8.onnx")),
+        Artifact(
+            "tensorrt-fp16", "model.fp16.plan", "tensorrt", "fp16", "tensorrt", sha256_file(root / "model.fp16.plan")
+        ),
+    ]
+    b.save(root)
+    return root
+
 
 @pytest.mark.parametrize("protocol", ["v1", "v2"])
-def test_online_and_offline_report(server, tiny, tmp_path, protocol):
+def test_service_and_its_artifact_in_one_report(server, tiny, tmp_path, protocol):
     imgs = tmp_path / "imgs"
     imgs.mkdir()
     for i in range(3):
         (imgs / f"{i}.png").write_bytes(image_bytes(i))
     cfg = BenchConfig(
-        url=server.url,
+        urls=(server.url,),
         offline=str(tiny.path),
         concurrency=(1, 4),
         requests=40,
@@ -28,52 +52,73 @@ def test_online_and_offline_report(server, tiny, tmp_path, protocol):
         out=str(tmp_path / "out"),
         batch_sizes=(1, 4),
         threads=1,
+        rounds=1,
         warmup=2,
     )
     report = run_bench(cfg)
-    levels = report["online"]["levels"]
+    (svc,) = report["online"]
+    levels = svc["levels"]
     assert [lv["concurrency"] for lv in levels] == [1, 4]
     for lv in levels:
         assert lv["ok"] == lv["requests"] == 40 and lv["errors"] == {}
         assert 0 < lv["p50_ms"] <= lv["p90_ms"] <= lv["p99_ms"] <= lv["max_ms"] and lv["throughput_rps"] > 0
-    if protocol == "v1":
-        assert levels[0]["server_ms_mean"]["inference_ms"] > 0
-    off = report["offline"]
-    assert [b["batch_size"] for b in off["batches"]] == [1, 4] and off["best_samples_per_s"] > 0
-    assert off["preprocess_per_image"]["p50_ms"] > 0
-    assert set(report["overhead"]) >= {"served_p50_ms", "runtime_p50_ms", "overhead_p50_ms", "throughput_ratio"}
+        st = lv["server_stages_ms"]  # read from every answer's Server-Timing header
+        assert set(st) == set(STAGES) and st["decode"] > 0 and st["compute"] > 0
+        assert st["total"] >= sum(st[s] for s in STAGES[:-1]) - 1e-3 and lv["batch_size_mean"] >= 1
+    assert levels[0]["batch_size_mean"] == 1  # one client: never batched with anyone
+    (art,) = report["offline"]["artifacts"]
+    assert [b["batch_size"] for b in art["batches"]] == [1, 4] and art["best_samples_per_s"] > 0
+    assert art["cold_start_s"] > 0 and art["peak_rss_bytes"] > 10 * 2**20
+    assert report["offline"]["preprocess_per_image"]["decode"]["p50_ms"] > 0
+    offline_row, served_row = report["rows"]
+    assert offline_row["artifact"] == served_row["artifact"] == "onnx-fp32"
+    assert served_row["cold_start_s"] > 0 and served_row["peak_rss_mib"] > 10
+    (over,) = report["overhead"]
+    assert set(over) >= {"served_p50_ms", "runtime_p50_ms", "overhead_p50_ms", "throughput_ratio"}
     saved = json.loads((tmp_path / "out" / "bench.json").read_text())
-    assert saved["online"]["levels"][1]["ok"] == 40
+    assert saved["online"][0]["levels"][1]["ok"] == 40
     assert (tmp_path / "out" / "bench_cdf.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_errors_are_counted_by_status(server, tmp_path):
-    cfg = BenchConfig(url=server.url, concurrency=(2,), requests=6, protocol="v2", model="not-this-model", warmup=0)
-    lv = run_bench(cfg)["online"]["levels"][0]
+def test_every_artifact_compared_on_a_small_device(two_artifacts, tmp_path, capsys):
+    argv = ["bench", "--offline", str(two_artifacts), "--artifacts", "all", "--requests", "6", "--rounds", "2"]
+    argv += ["--batch-sizes", "1,2", "--cpus", "1", "--threads", "1", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    report = json.loads((tmp_path / "bench.json").read_text())
+    fp32, int8, trt = report["offline"]["artifacts"]
+    for art in (fp32, int8):
+        assert len(art["cold_start_runs_s"]) == 2 and all(c > 0 for c in art["cold_start_runs_s"])
+        assert art["threads"] == 1 and len(art["cpus"]) == 1  # pinned to one CPU, as asked
+        assert art["batches"][0]["iters"] == 6 and art["peak_rss_bytes"] > 0  # --requests split over the rounds
+    assert (fp32["artifact"], int8["artifact"], int8["precision"]) == ("onnx-fp32", "onnx-int8", "int8")
+    assert trt["artifact"] == "tensorrt-fp16" and "tensorrt" in trt["error"]  # reported, not fatal
+    assert "onnx-int8 (runtime alone)" in table and "cannot run here" in table
+    assert (tmp_path / "bench_cdf.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_services_compared_side_by_side(server, two_artifacts, tmp_path):
+    other = start_server(two_artifacts, tmp_path, "--artifact", "onnx-int8")
+    try:
+        report = run_bench(BenchConfig(urls=(server.url, other.url), concurrency=(2,), requests=10, warmup=0))
+    finally:
+        other.stop()
+    assert [s["artifact"] for s in report["online"]] == ["onnx-fp32", "onnx-int8"]
+    assert [r["artifact"] for r in report["rows"]] == ["onnx-fp32", "onnx-int8"]
+    assert all(s["levels"][0]["ok"] == 10 for s in report["online"])
+
+
+def test_errors_are_counted_by_status(server):
+    cfg = BenchConfig(urls=(server.url,), concurrency=(2,), requests=6, protocol="v2", model="not-this-model", warmup=0)
+    lv = run_bench(cfg)["online"][0]["levels"][0]
     assert lv["ok"] == 0 and lv["errors"] == {"404": 6} and lv["p50_ms"] is None
 
 
-def test_cli_offline_and_validation(tiny, tmp_path, capsys):
-    assert (
-        main(
-            [
-                "bench",
-                "--offline",
-                str(tiny.path),
-                "--requests",
-                "5",
-                "--batch-sizes",
-                "1,2",
-                "--threads",
-                "1",
-                "--out",
-                str(tmp_path),
-            ]
-        )
-        == 0
-    )
-    assert "samples/s" in capsys.readouterr().out
-    assert json.loads((tmp_path / "bench.json").read_text())["offline"]["batches"][1]["batch_size"] == 2
+def test_config_is_checked_before_any_work(tiny):
     with pytest.raises(ConfigError, match="URL"):
-        BenchConfig(url="localhost:8000").validate()
+        BenchConfig(urls=("localhost:8000",)).validate()
+    with pytest.raises(ConfigError, match="--cpus"):
+        BenchConfig(offline=str(tiny.path), cpus=999).validate()
+    with pytest.raises(ConfigError, match="no-such-artifact"):
+        run_bench(BenchConfig(offline=str(tiny.path), artifacts=("no-such-artifact",)))
     assert main(["bench"]) == 2

@@ -17,7 +17,7 @@ import pytest
 import tritonclient.http as httpclient
 
 from serve.preprocess import Preprocessor
-from tests.serve.helpers import image_bytes, rss_kib, start_server
+from tests.serve.helpers import image_bytes, process_tree, rss_kib, start_server
 from tinymim.card import Preprocess
 
 MODEL = "tiny-vit"
@@ -54,6 +54,9 @@ def test_tritonclient_unchanged(server, reference):
     res = c.infer(MODEL, [inp], outputs=[httpclient.InferRequestedOutput("logits", binary_data=False)], request_id="7")
     np.testing.assert_allclose(res.as_numpy("logits"), want, atol=1e-4)
     assert res.get_response()["id"] == "7"
+    params = res.get_response()["parameters"]  # where the time went, in the response's own parameters
+    assert params["batch_size"] == 2 and params["compute_ms"] > 0 and params["decode_ms"] == 0  # a tensor: no decode
+    assert params["total_ms"] >= params["queue_ms"] + params["compute_ms"]
     # encoded images as BYTES, gzip-compressed request, classification extension
     for shape in ([2], [2, 1]):
         inp = httpclient.InferInput("input", shape, "BYTES")
@@ -250,3 +253,42 @@ def test_body_limit_on_the_wire(server):
     r = httpx.post(server.url + f"/v2/models/{MODEL}/infer", content=chunked(), timeout=30)
     assert r.status_code == 413
     assert httpx.get(server.url + "/v2/health/ready").status_code == 200
+
+
+def test_worker_processes_and_cpu_pinning(tiny, tmp_path, reference):
+    """--workers 2: two processes share the port, each with its own runtime; --cpus 1 pins them to one CPU."""
+    srv = start_server(tiny.path, tmp_path, "--workers", "2", "--cpus", "1", env={"TINYMIM_THREADS": None})
+    try:
+        imgs = [image_bytes(900 + i) for i in range(24)]
+        rs = asyncio.run(_burst(srv.url, [_v2_bytes(im) for im in imgs], 12))
+        want = reference(imgs)
+        for i, r in enumerate(rs):
+            assert r.status_code == 200, r.text
+            np.testing.assert_allclose(r.json()["outputs"][0]["data"], want[i], atol=1e-4)
+            assert "compute" in r.headers["server-timing"]
+        info = httpx.get(srv.url + "/v1/model").json()
+        assert info["cpus"] == 1 and info["threads"] == 1  # its share of the pinned CPU
+        for _ in range(4):  # whichever worker answers /metrics, it reports both workers' requests
+            text = httpx.get(srv.url + "/metrics").text
+            assert _metric(text, 'tinymim_request_stage_seconds_count{stage="compute"}') == 24
+            assert _metric(text, "tinymim_batch_size_sum") == 24 and _metric(text, "tinymim_ready") == 1
+        assert len([p for p in process_tree(srv.proc.pid) if p != srv.proc.pid]) >= 2
+    finally:
+        code = srv.stop()
+    assert code == 0 and srv.log().count("stopped") == 2  # each worker drained and stopped
+
+
+def test_requests_sent_one_at_a_time_run_inline(tiny, tmp_path, reference):
+    """With the inline lane on (any batch-1 compute qualifies here), requests sent one at a time never queue;
+    the HTTP server's in-flight count is what tells the batcher it is alone."""
+    srv = start_server(tiny.path, tmp_path, env={"TINYMIM_INLINE_MAX_COMPUTE_MS": "10000"})
+    try:
+        imgs = [image_bytes(950 + i) for i in range(5)]
+        with httpx.Client(base_url=srv.url) as c:
+            for im in imgs:
+                r = c.post("/v1/classify", content=im, headers={"content-type": "image/png"})
+                t = r.json()["timing"]
+                assert r.status_code == 200 and t["queue_ms"] == 0 and t["batch_sizes"] == [1], t
+        assert "idle requests run on the event loop" in srv.log()
+    finally:
+        assert srv.stop() == 0

@@ -61,3 +61,14 @@ def test_served_logits_equal_pytorch_eval_transform(which, request):
         got = np.array(r.json()["outputs"][0]["data"]).reshape(want.shape)
         np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
         assert np.abs(got - want).max() < 1e-4
+
+
+def test_decode_and_preprocess_are_timed_apart_and_equal_the_one_call(tiny):
+    from serve.preprocess import Preprocessor
+
+    pre = Preprocessor.from_card(tiny.preprocess)
+    for data in (image_bytes(3, size=(50, 40)), image_bytes(4, size=(32, 32), fmt="JPEG", mode="L")):
+        x, decode_s, pre_s = pre.timed(pre.open(data))
+        assert decode_s > 0 and pre_s > 0
+        np.testing.assert_array_equal(x, pre(data))  # the timed path computes exactly what the service feeds
+        assert x.dtype == np.float32 and x.shape == (3, 32, 32) and x.flags.c_contiguous

@@ -36,6 +36,8 @@ def test_settings_from_env_and_flags(tiny, monkeypatch):
         ({"max_queue_delay_ms": -1}, "max_queue_delay_ms"),
         ({"bogus": 1}, "bogus"),
         ({"device": "tpu"}, "device"),
+        ({"cpus": 4096}, "cpus"),
+        ({"workers": 0}, "workers"),
     ],
 )
 def test_settings_rejects_bad_values(tiny, kw, needle):

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from serve.app import create_app
+from serve.timing import parse_server_timing
 from tests.serve.conftest import LABELS, make_settings
 from tests.serve.helpers import image_bytes
 
@@ -24,8 +25,15 @@ def test_raw_body_top_k_and_timing(client):
     assert pred["labels"] == [LABELS[i] for i in pred["indices"]]
     assert pred["scores"] == sorted(pred["scores"], reverse=True) and 0 < sum(pred["scores"]) <= 1
     t = body["timing"]
-    assert t["total_ms"] >= t["preprocess_ms"] > 0 and t["inference_ms"] > 0 and t["batch_sizes"] == [1]
+    stages = ("decode_ms", "preprocess_ms", "queue_ms", "compute_ms", "encode_ms")
+    assert all(t[s] >= 0 for s in stages) and t["decode_ms"] > 0 and t["compute_ms"] > 0
+    assert t["total_ms"] >= sum(t[s] for s in stages) and t["batch_sizes"] == [1]
     assert body["artifact"] == "onnx-fp32" and body["model"] == "tiny-vit"
+    # the same split in the standard Server-Timing header (milliseconds), as browsers and bench read it
+    header = parse_server_timing(r.headers["server-timing"])
+    assert header["batch"] == "1" and header["total"] == pytest.approx(t["total_ms"], abs=1e-3)
+    for s in stages:
+        assert header[s.removesuffix("_ms")] == pytest.approx(t[s], abs=1e-3)
 
 
 def test_multipart_several_images_match_single_requests(client):
@@ -34,6 +42,7 @@ def test_multipart_several_images_match_single_requests(client):
     assert r.status_code == 200, r.text
     preds = r.json()["predictions"]
     assert len(preds) == 3 and r.json()["timing"]["batch_sizes"] == [3, 3, 3]
+    assert parse_server_timing(r.headers["server-timing"])["batch"] == "3 3 3"
     for im, pred in zip(imgs, preds, strict=True):
         single = client.post("/v1/classify?top_k=10", files={"file": ("x", im)}).json()["predictions"][0]
         assert single["indices"] == pred["indices"]
@@ -127,7 +136,7 @@ def test_unexpected_errors_are_generic_500_and_logged(tiny, caplog, monkeypatch)
         assert r.status_code == 500 and r.json() == {"error": "internal server error"}
         assert "secret-detail-42" in caplog.text and "Traceback" in caplog.text
 
-        async def broken_preprocess(images):
+        async def broken_preprocess(images, timing):
             raise KeyError("other-secret")
 
         monkeypatch.setattr(service, "preprocess", broken_preprocess)
@@ -153,10 +162,20 @@ def test_metrics_exposition(client):
     assert 'tinymim_requests_total{method="POST",route="/v1/classify",status="200"}' in text
     assert 'route="unmatched",status="404"' in text
     for name in (
-        "tinymim_queue_seconds_bucket",
-        "tinymim_preprocess_seconds_bucket",
         "tinymim_inference_seconds_bucket",
         "tinymim_batch_size_bucket",
         "tinymim_queue_depth",
+        "tinymim_cold_start_seconds",
+        "tinymim_peak_rss_bytes",
     ):
         assert name in text
+    for stage in ("decode", "preprocess", "queue", "compute", "encode"):
+        count = _sample(text, f'tinymim_request_stage_seconds_count{{stage="{stage}"}}')
+        assert count >= 1  # one observation per answered request and stage
+    assert _sample(text, 'tinymim_request_stage_seconds_sum{stage="compute"}') > 0
+    assert _sample(text, "tinymim_peak_rss_bytes") > 10 * 2**20 and _sample(text, "tinymim_cold_start_seconds") > 0
+
+
+def _sample(text: str, name: str) -> float:
+    (line,) = [ln for ln in text.splitlines() if ln.startswith(name + " ")]
+    return float(line.split()[-1])
