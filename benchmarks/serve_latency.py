@@ -1,368 +1,476 @@
-"""Serving overhead and batching efficiency of `tinymim serve` on this CPU.
+"""Serving latency and throughput measured with wrk: `tinymim serve` vs LitServe vs the runtime alone.
 
-Builds a ViT-Tiny bundle (timm ``vit_tiny_patch16_224``, 224 px, 10 classes, RANDOM INIT: timing only,
-predictions are meaningless), exports it to ONNX FP32 (opset 17, dynamic batch), starts a real
-``tinymim serve`` subprocess on 127.0.0.1, and alternates, round after round, windows of
+    apt-get install -y wrk                        # the C load generator (Debian/Ubuntu; brew install wrk on macOS)
+    python benchmarks/serve_latency.py            # ~12 minutes on 2 cores: both models, 5 interleaved rounds
+    python benchmarks/serve_latency.py --quick    # ~3 minutes: 2 rounds, short windows
 
-1. the runtime alone in this process (batch 1; batches 8 and 16 for the best throughput), and
-2. the served model under async httpx load at concurrency 1 and 16, with a 224 px JPEG through /v1/classify
-   (what an app sends: the server decodes and preprocesses) and with a preprocessed FP32 tensor through the
-   v2 binary protocol (the service's own overhead alone),
+Two models, ONNX FP32 with random weights (timing only; predictions are meaningless):
+- ``student28``: the quickstart student's shape (ViT-T width 192, 3 heads, depth 4, patch 7, 28 px, 1 channel),
+  sent a real 28 x 28 Fashion-MNIST test image as PNG;
+- ``vit_tiny224``: timm ``vit_tiny_patch16_224`` at 224 px, sent a 224 x 224 RGB PNG (~100 KB).
 
-so both sides see the same background load on a shared machine. Reports: overhead = served p50 (c=1) -
-runtime-alone p50 (+ preprocessing p50 for JPEG), target <= max(2 ms, 10 % of runtime p50); throughput ratio
-= served req/s at c=16 / best runtime-alone samples/s in the same round (median over rounds), target >= 0.8.
+For each model, every server is started once (cold start = spawn -> first ready answer; it warms up as it
+does for users) and then paused (SIGSTOP: a paused server costs the others nothing). Then rounds: for each
+server in turn (the order rotates between rounds) the runtime alone in this process (ONNX Runtime, the
+service's own runtime class and options: intra-op threads = usable cores, no spinning; batch 1, then batches
+8/16/32 for the best throughput), and right after it the server, resumed and loaded by wrk with the same
+image: 1 connection (``wrk -t1 -c1``) for p50/p99, then 16 connections (``wrk -t2 -c16``) for req/s and p99.
+The target ratios are taken within each such pair (the same background load on a shared machine), then the
+median over rounds is reported, as are the medians of the figures. wrk runs on the same 2 cores as the
+server, as it would on a developer's machine: its CPU use is in every served figure.
 
-    python benchmarks/serve_latency.py            # ~3 minutes
-    python benchmarks/serve_latency.py --quick    # ~1 minute
+Servers, all on the same ONNX model, runtime options and preprocessing code: ``tinymim serve`` with its
+defaults (``--max-batch-size 32 --max-queue-delay-ms 5``); ``tinymim serve --workers 2`` (two processes,
+one runtime thread each); LitServe (benchmarks/_litserve_app.py: batching on, 32 / 5 ms, ``fast_queue``).
+Where the time goes: the server's own per-stage histograms (/metrics) over each window, and the CPU seconds
+per request of the server's event-loop threads, its other threads (runtime, preprocessing) and wrk.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
+import signal
+import subprocess
 import sys
 import tempfile
 import time
-import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 import httpx
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-from serve.bench.online import load_images  # noqa: E402
+from _serving import Proc, build_bundle, multipart, process_tree, run_wrk, stage_sums, wrk_available  # noqa: E402
+
 from serve.bench.stats import summarize  # noqa: E402
-from serve.process import ServerProcess  # noqa: E402
+from serve.process import ServerProcess, free_port  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
+STAGES = ("decode", "preprocess", "queue", "compute", "encode")
+MODELS = {
+    "student28": dict(
+        desc="quickstart student shape: ViT-T width 192, 3 heads, depth 4, patch 7, 28 px, 1 channel, 10 classes",
+        build=dict(img_size=28, patch_size=7, depth=4, in_chans=1, mean=[0.286], std=[0.353], crop_pct=1.0),
+        target_ratio=0.6,
+    ),
+    "vit_tiny224": dict(
+        desc="timm vit_tiny_patch16_224: 224 px, 3 channels, 12 blocks, 10 classes",
+        build=dict(
+            img_size=224,
+            patch_size=16,
+            depth=12,
+            in_chans=3,
+            mean=[0.485, 0.456, 0.406],
+            std=[0.229, 0.224, 0.225],
+            crop_pct=0.875,
+        ),
+        target_ratio=0.9,
+    ),
+}
+OVERHEAD_TARGET_MS = 0.8
 
 
-def build_bundle(root: Path, max_batch: int) -> Path:
-    import timm
-    import torch
-
-    from serve.bundle import Artifact, Bundle, TensorSpec, sha256_file
-    from tinymim.card import Preprocess
-
-    torch.manual_seed(0)
-    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=10).eval()
-    onnx_path = root / "model.onnx"
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (torch.randn(1, 3, 224, 224),),
-            str(onnx_path),
-            input_names=["input"],
-            output_names=["logits"],
-            opset_version=17,
-            dynamo=False,
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        )
-    Bundle(
-        model_name="vit-tiny",
-        labels=[f"class_{i}" for i in range(10)],
-        preprocess=Preprocess((3, 224, 224), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bicubic", 0.875),
-        input=TensorSpec("input", "FP32", [-1, 3, 224, 224]),
-        output=TensorSpec("logits", "FP32", [-1, 10]),
-        max_batch=max_batch,
-        artifacts=[Artifact("onnx-fp32", "model.onnx", "onnx", "fp32", "onnxruntime", sha256_file(onnx_path))],
-        source={"note": "benchmarks/serve_latency.py: timm vit_tiny_patch16_224, random init"},
-    ).save(root)
-    return root
+@dataclass(frozen=True)
+class Arm:
+    key: str
+    label: str
+    kind: str  # "tinymim" | "litserve"
+    args: tuple[str, ...] = ()
+    src: str | None = None  # another checkout of tinymim to serve from (before/after comparisons)
 
 
-async def served_level(url: str, req: tuple[str, bytes, dict], concurrency: int, duration: float) -> dict:
-    """``concurrency`` clients sending ``req`` back to back for ``duration`` s: latencies and req/s."""
-    path, body, headers = req
-    lat: list[float] = []
-    errors = 0
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=concurrency)) as c:
-        await asyncio.gather(*(c.post(path, content=body, headers=headers) for _ in range(concurrency)))  # connect
-        t_end = time.perf_counter() + duration
+def arms() -> list[Arm]:
+    import litserve
 
-        async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < t_end:
-                t0 = time.perf_counter()
-                r = await c.post(path, content=body, headers=headers)
-                if r.status_code == 200:
-                    lat.append(time.perf_counter() - t0)
-                else:
-                    errors += 1
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - t0
-    return {"latencies": lat, "errors": errors, "rps": len(lat) / wall}
+    return [
+        Arm("tinymim", "`tinymim serve`", "tinymim"),
+        Arm("tinymim_w2", "`tinymim serve --workers 2`", "tinymim", ("--workers", "2")),
+        Arm("litserve", f"LitServe {litserve.__version__} (batching on: 32, 5 ms; fast_queue)", "litserve"),
+    ]
 
 
-def tensor_request(x: np.ndarray) -> tuple[str, bytes, dict]:
-    """Preprocessed FP32 [1,3,224,224] through the v2 binary protocol."""
-    head = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "input",
-                    "shape": list(x.shape),
-                    "datatype": "FP32",
-                    "parameters": {"binary_data_size": x.nbytes},
-                }
-            ],
-            "outputs": [{"name": "logits", "parameters": {"binary_data": True}}],
-        }
-    ).encode()
-    return "/v2/models/vit-tiny/infer", head + x.tobytes(), {"Inference-Header-Content-Length": str(len(head))}
+# ------------------------------------------------------------------------------------------------ inputs
+def images(tmp: Path) -> dict[str, Path]:
+    from PIL import Image
+
+    from compress.data.builtin import load_fashion_mnist
+
+    img, _ = load_fashion_mnist("test")[0]
+    p28 = tmp / "fashion28.png"
+    img.save(p28, format="PNG")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:224, 0:224] / 224
+    rgb = np.stack([np.sin(6 * xx), np.cos(5 * yy), np.sin(4 * (xx + yy))], -1)
+    arr = ((rgb + 1) * 110 + rng.integers(0, 24, (224, 224, 3))).clip(0, 255).astype(np.uint8)
+    p224 = tmp / "photo224.png"
+    Image.fromarray(arr).save(p224, format="PNG")
+    return {"student28": p28, "vit_tiny224": p224}
 
 
-async def paired_c1(
-    url: str, runtime, x: np.ndarray, reqs: dict[str, tuple], duration: float
-) -> dict[str, list[float]]:
-    """Concurrency 1, paired: runtime-alone call, then one served request, back to back, per path.
+# ------------------------------------------------------------------------------------------------ arms
+class RuntimeAlone:
+    """The service's runtime class with the service's defaults, in this process, no HTTP (one session per model)."""
 
-    Pairs measured milliseconds apart see the same background load, so their difference is the service's
-    overhead even on a busy shared machine."""
-    out: dict[str, list[float]] = {
-        "runtime": [],
-        "v1_server_internal": [],
-        **{k: [] for k in reqs},
-        **{f"{k}_diff": [] for k in reqs if k != "floor"},
-    }
-    async with httpx.AsyncClient(base_url=url, timeout=60) as c:
-        t_end = time.perf_counter() + duration
+    def __init__(self, bundle: Path, x1: np.ndarray) -> None:
+        from serve.bundle import load_bundle
+        from serve.runtimes import open_runtime
+
+        b = load_bundle(bundle)
+        self.rt = open_runtime(b, b.artifact("onnx-fp32"))
+        self.x1 = x1
+        for n in (1, 8, 16, 32):
+            self.rt.infer(np.repeat(x1, n, 0))
+
+    def measure(self, window: float) -> dict:
+        """Batch-1 latency for 2/3 of ``window``, then batches 8/16/32 for 1/3 each: the best throughput."""
+        lat, t_end = [], time.perf_counter() + window * 2 / 3
         while time.perf_counter() < t_end:
-            for key, (path, body, headers) in reqs.items():
-                t0 = time.perf_counter()
-                runtime.infer(x)
-                t1 = time.perf_counter()
-                if body is None:
-                    r = await c.get(path, headers=headers)
-                else:
-                    r = await c.post(path, content=body, headers=headers)
-                t2 = time.perf_counter()
-                if r.status_code == 200 and key == "floor":
-                    out["floor"].append(t2 - t1)
-                elif r.status_code == 200:
-                    out["runtime"].append(t1 - t0)
-                    out[key].append(t2 - t1)
-                    out[f"{key}_diff"].append((t2 - t1) - (t1 - t0))
-                    if path.startswith("/v1"):  # server's own view: total - preprocess - inference
-                        t = r.json()["timing"]
-                        out["v1_server_internal"].append(
-                            (t["total_ms"] - t["preprocess_ms"] - t["inference_ms"]) / 1000
-                        )
-    return out
+            t0 = time.perf_counter()
+            self.rt.infer(self.x1)
+            lat.append(time.perf_counter() - t0)
+        best = {"samples_per_s": 0.0}
+        for n in (8, 16, 32):
+            x = np.repeat(self.x1, n, 0)
+            done, c0, t0 = 0, time.process_time(), time.perf_counter()
+            while time.perf_counter() - t0 < window / 3:
+                self.rt.infer(x)
+                done += n
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            if done / wall > best["samples_per_s"]:
+                best = {"batch": n, "samples_per_s": done / wall, "cpu_ms_per_sample": 1000 * cpu / done}
+        s = summarize(lat)
+        return {"p50_ms": s["p50_ms"], "p99_ms": s["p99_ms"], "best": best}
+
+    def close(self) -> None:
+        self.rt.close()
 
 
-def offline_window(runtime, x: np.ndarray, duration: float) -> list[float]:
-    out, t_end = [], time.perf_counter() + duration
-    while time.perf_counter() < t_end:
+class Server:
+    """One server arm, started fresh: ``tinymim serve`` or the LitServe app."""
+
+    def __init__(self, arm: Arm, bundle: Path, tmp: Path) -> None:
+        self.arm = arm
         t0 = time.perf_counter()
-        runtime.infer(x)
-        out.append(time.perf_counter() - t0)
+        if arm.kind == "tinymim":
+            env = {"PYTHONPATH": arm.src} if arm.src else None
+            self.proc = ServerProcess(bundle, *arm.args, log_path=tmp / f"{arm.key}.log", cwd=REPO, env=env)
+            self.proc.wait_ready(300)
+            self.url, self.pid, self.path = self.proc.url, self.proc.proc.pid, "/v1/classify?top_k=1"
+        else:
+            port = free_port()
+            self.url, self.path = f"http://127.0.0.1:{port}", "/predict"
+            cmd = [sys.executable, str(REPO / "benchmarks" / "_litserve_app.py"), str(bundle), str(port)]
+            self.log = open(tmp / f"{arm.key}.log", "wb")
+            self.popen = subprocess.Popen(
+                cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
+            )
+            self.pid = self.popen.pid
+            self._wait_litserve(300)
+        self.cold_start_s = time.perf_counter() - t0
+        self.cpu = Proc(self.pid)
+
+    def _wait_litserve(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"LitServe exited with {self.popen.returncode}; see {self.log.name}")
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"LitServe was not ready after {timeout} s; see {self.log.name}")
+
+    def body(self, image: Path, tmp: Path) -> tuple[Path, str]:
+        if self.arm.kind == "tinymim":
+            return image, "image/png"
+        data, ctype = multipart(image.read_bytes())
+        path = tmp / f"{image.stem}.multipart"
+        path.write_bytes(data)
+        return path, ctype
+
+    def pause(self, paused: bool) -> None:
+        """SIGSTOP / SIGCONT every process of the server: a paused server costs the others nothing."""
+        for pid in process_tree(self.pid):
+            try:
+                os.kill(pid, signal.SIGSTOP if paused else signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+    def stop(self) -> None:
+        self.pause(False)
+        if self.arm.kind == "tinymim":
+            self.proc.stop()
+            return
+        os.killpg(self.popen.pid, signal.SIGTERM)  # LitServe's own worker processes are in this session
+        try:
+            self.popen.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+        self.log.close()
+
+
+def served(srv: Server, image: Path, tmp: Path, window: float) -> dict:
+    """One c=1 and one c=16 wrk window against a running server, with its stage split and CPU use."""
+    body, ctype = srv.body(image, tmp)
+    url = srv.url + srv.path
+    run_wrk(url, body, ctype, connections=16, threads=2, seconds=1)  # wake it up: connections, caches
+    out = {}
+    for conns, threads in ((1, 1), (16, 2)):
+        tinymim = srv.arm.kind == "tinymim"
+        m0, c0 = stage_sums(srv.url) if tinymim else None, srv.cpu.cpu()
+        w = run_wrk(url, body, ctype, connections=conns, threads=threads, seconds=window)
+        m1, c1 = stage_sums(srv.url) if tinymim else None, srv.cpu.cpu()
+        ok = max(1, w["requests"] - w["errors"])
+        w["cpu_ms_per_request"] = {
+            "event_loops": 1000 * (c1.main - c0.main) / ok,
+            "other_threads": 1000 * (c1.other - c0.other) / ok,
+        }
+        if m0 and m1 and "compute_n" in m1:
+            n = max(1.0, m1.get("compute_n", 0) - m0.get("compute_n", 0))
+            w["server_ms"] = {s: 1000 * (m1.get(s, 0) - m0.get(s, 0)) / n for s in STAGES}
+            bn = m1.get("batch_n", 0) - m0.get("batch_n", 0)
+            w["batch_mean"] = (m1.get("batch_sum", 0) - m0.get("batch_sum", 0)) / bn if bn else None
+        out[f"c{conns}"] = w
     return out
+
+
+# ------------------------------------------------------------------------------------------------ run
+def measure(model: str, bundle: Path, image: Path, tmp: Path, rounds: int, window: float, chosen: list[Arm]) -> dict:
+    """Every server started once (cold start), then paused; rounds of windows, each server right after its own
+    runtime-alone window (the pair sees the same background load), the others paused meanwhile."""
+    from serve.bundle import load_bundle
+    from serve.preprocess import Preprocessor
+
+    x1 = Preprocessor.from_card(load_bundle(bundle).preprocess).batch([image.read_bytes()])
+    runtime = RuntimeAlone(bundle, x1)
+    servers: dict[str, Server] = {}
+    try:
+        for arm in chosen:
+            print(f"  {model}: starting {arm.key}", flush=True)
+            servers[arm.key] = Server(arm, bundle, tmp)
+            servers[arm.key].pause(True)
+        per_round = []
+        for r in range(rounds):
+            order = chosen[r % len(chosen) :] + chosen[: r % len(chosen)]
+            rec = {}
+            for arm in order:
+                print(f"  {model} round {r + 1}/{rounds}: {arm.key}", flush=True)
+                srv = servers[arm.key]
+                srv.pause(False)
+                rec[arm.key] = {"runtime": runtime.measure(window), **served(srv, image, tmp, window)}
+                srv.pause(True)
+            per_round.append(rec)
+        extra = {k: {"cold_start_s": v.cold_start_s, "peak_rss_mib": v.cpu.peak_rss_mib()} for k, v in servers.items()}
+    finally:
+        for srv in servers.values():
+            srv.stop()
+        runtime.close()
+    return {"per_round": per_round, "servers": extra}
+
+
+def med(values) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(median(vals)) if vals else None
+
+
+def summarise(model: str, res: dict, chosen: list[Arm]) -> dict:
+    pairs = [x for r in res["per_round"] for x in r.values()]
+    rt = {
+        "p50_ms": med(x["runtime"]["p50_ms"] for x in pairs),
+        "p99_ms": med(x["runtime"]["p99_ms"] for x in pairs),
+        "best_samples_per_s": med(x["runtime"]["best"]["samples_per_s"] for x in pairs),
+        "best_batches": [x["runtime"]["best"]["batch"] for x in pairs],
+        "cpu_ms_per_sample": med(x["runtime"]["best"]["cpu_ms_per_sample"] for x in pairs),
+    }
+    rows = {}
+    for arm in chosen:
+        recs = [r[arm.key] for r in res["per_round"]]
+        row = {
+            "label": arm.label,
+            "c1_p50_ms": med(x["c1"]["p50_ms"] for x in recs),
+            "c1_p99_ms": med(x["c1"]["p99_ms"] for x in recs),
+            "c16_rps": med(x["c16"]["rps"] for x in recs),
+            "c16_p99_ms": med(x["c16"]["p99_ms"] for x in recs),
+            "errors": sum(x[c]["errors"] for x in recs for c in ("c1", "c16")),
+            "cold_start_s": res["servers"][arm.key]["cold_start_s"],
+            "peak_rss_mib": res["servers"][arm.key]["peak_rss_mib"],
+            "overhead_ms": med(x["c1"]["p50_ms"] - x["runtime"]["p50_ms"] for x in recs),
+            "throughput_ratio": med(x["c16"]["rps"] / x["runtime"]["best"]["samples_per_s"] for x in recs),
+        }
+        if all("server_ms" in x["c1"] for x in recs):  # the overhead beyond decoding + preprocessing the image
+            row["overhead_net_ms"] = med(
+                x["c1"]["p50_ms"]
+                - x["runtime"]["p50_ms"]
+                - x["c1"]["server_ms"]["decode"]
+                - x["c1"]["server_ms"]["preprocess"]
+                for x in recs
+            )
+        for c in ("c1", "c16"):
+            row[f"{c}_cpu_ms"] = {
+                k: med(x[c]["cpu_ms_per_request"][k] for x in recs) for k in ("event_loops", "other_threads")
+            }
+            if all("server_ms" in x[c] for x in recs):
+                row[f"{c}_server_ms"] = {s: med(x[c]["server_ms"][s] for x in recs) for s in STAGES}
+                row[f"{c}_client_mean_ms"] = med(x[c]["mean_ms"] for x in recs)
+                row[f"{c}_batch_mean"] = med(x[c]["batch_mean"] for x in recs)
+        rows[arm.key] = row
+    return {
+        "model": model,
+        "desc": MODELS[model]["desc"],
+        "target_ratio": MODELS[model]["target_ratio"],
+        "runtime": rt,
+        "rows": rows,
+    }
 
 
 def machine() -> str:
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "unknown CPU"
-    )
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
     import onnxruntime
 
     return (
-        f"{cpu}, {len(os.sched_getaffinity(0))} cores available (shared with other jobs), "
-        f"Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}"
+        f"{cpu}, {len(os.sched_getaffinity(0))} cores (shared by the server and wrk), Python "
+        f"{platform.python_version()}, onnxruntime {onnxruntime.__version__}"
     )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="shorter run (~1 minute)")
+    ap.add_argument("--quick", action="store_true", help="2 rounds, short windows (~3 minutes)")
+    ap.add_argument("--rounds", type=int, help="interleaved rounds (default 5, --quick 2)")
+    ap.add_argument("--window", type=float, help="seconds per measured wrk window (default 4, --quick 2)")
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
+    ap.add_argument("--arms", help="comma-separated server arms (default all): tinymim, tinymim_w2, litserve")
+    ap.add_argument(
+        "--also-src",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="also serve from another tinymim checkout (a before/after row); repeatable",
+    )
     args = ap.parse_args()
-    rounds, window = (2, 1.5) if args.quick else (5, 3.0)
-    max_batch, big = 16, (8, 16)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    wrk_available()
+    rounds = args.rounds or (2 if args.quick else 5)
+    window = args.window or (2.0 if args.quick else 4.0)
+    chosen = [a for a in arms() if not args.arms or a.key in args.arms.split(",")]
+    for i, spec in enumerate(args.also_src):
+        name, _, path = spec.partition("=")
+        chosen.insert(i, Arm(f"src_{name}", f"`tinymim serve` ({name}: {path})", "tinymim", src=path))
     load_before = os.getloadavg()[0]
-    from serve.bundle import load_bundle
-    from serve.preprocess import Preprocessor
-    from serve.runtimes import open_runtime
-
-    pooled: dict[str, list[float]] = {
-        k: []
-        for k in (
-            "runtime_b1",
-            "preprocess",
-            "v1_c1",
-            "v2_c1",
-            "v1_c1_diff",
-            "v2_c1_diff",
-            "v1_server_internal",
-            "floor",
-        )
-    }
-    ratios: dict[str, list[float]] = {"v1": [], "v2": []}
-    per_round = []
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        bundle = build_bundle(tmp, max_batch)
-        b = load_bundle(bundle)
-        runtime = open_runtime(b, b.artifacts[0])  # same defaults as the server: all cores
-        pre = Preprocessor.from_card(b.preprocess)
-        jpeg = load_images(None, 224)[0]
-        x1 = pre.batch([jpeg])
-        for n in (1, *big):  # warm-up
-            runtime.infer(np.repeat(x1, n, 0))
-        server = ServerProcess(
-            bundle,
-            "--max-batch-size",
-            str(max_batch),
-            "--max-queue-delay-ms",
-            "5",
-            log_path=tmp / "server.log",
-            cwd=REPO,
-        ).wait_ready(180)
-        url = server.url
-        v1_req = ("/v1/classify?top_k=1", jpeg, {"Content-Type": "image/jpeg"})
-        v2_req = tensor_request(x1)
-        try:
-            for _ in range(2):  # warm the server's paths
-                asyncio.run(served_level(url, v1_req, 16, 0.5))
-                asyncio.run(served_level(url, v2_req, 16, 0.5))
-            # Rounds alternate runtime-alone and served windows, so both see the same background load on this
-            # shared machine; ratios are taken within a round, then the median across rounds is reported.
-            for _round in range(rounds):
-                for _ in range(20):
-                    t0 = time.perf_counter()
-                    pre(jpeg)
-                    pooled["preprocess"].append(time.perf_counter() - t0)
-                paired = asyncio.run(
-                    paired_c1(
-                        url,
-                        runtime,
-                        x1,
-                        {"v1_c1": v1_req, "v2_c1": v2_req, "floor": ("/v2/health/live", None, {})},
-                        2 * window,
-                    )
-                )
-                pooled["runtime_b1"] += paired.pop("runtime")
-                for k, v in paired.items():
-                    pooled[k] += v
-                best = 0.0
-                for n in big:
-                    lat = offline_window(runtime, np.repeat(x1, n, 0), window)
-                    best = max(best, n * len(lat) / sum(lat))
-                v1 = asyncio.run(served_level(url, v1_req, 16, 2 * window))
-                v2 = asyncio.run(served_level(url, v2_req, 16, 2 * window))
-                ratios["v1"].append(v1["rps"] / best)
-                ratios["v2"].append(v2["rps"] / best)
-                per_round.append(
-                    {
-                        "best_offline_samples_per_s": best,
-                        "v1_c16_rps": v1["rps"],
-                        "v2_c16_rps": v2["rps"],
-                        "v1_c16": summarize(v1["latencies"]),
-                        "v2_c16": summarize(v2["latencies"]),
-                        "errors": {"v1": v1["errors"], "v2": v2["errors"]},
-                    }
-                )
-            metrics = httpx.get(url + "/metrics").text
-        finally:
-            server.stop()
-            runtime.close()
-
-    rt = summarize(pooled["runtime_b1"])["p50_ms"]
-    pre_p50 = summarize(pooled["preprocess"])["p50_ms"]
-    budget = max(2.0, 0.1 * rt)
-    rows = []
-    for key, name, base in (
-        ("v2", "v2 FP32 tensor, binary protocol", rt),
-        ("v1", "v1 JPEG (server decodes + preprocesses)", rt + pre_p50),
-    ):
-        c1 = summarize(pooled[f"{key}_c1"])
-        ratio = float(np.median(ratios[key]))
-        # median of paired differences (served - runtime alone, measured back to back); JPEG also minus preprocessing
-        overhead = summarize(pooled[f"{key}_c1_diff"])["p50_ms"] - (base - rt)
-        rows.append(
-            {
-                "path": name,
-                "baseline_ms": base,
-                "served_p50_c1_ms": c1["p50_ms"],
-                "p99_c1_ms": c1["p99_ms"],
-                "overhead_ms": overhead,
-                "overhead_unpaired_ms": c1["p50_ms"] - base,
-                "overhead_ok": overhead <= budget,
-                "rps_c16_median": float(np.median([pr[f"{key}_c16_rps"] for pr in per_round])),
-                "throughput_ratio": ratio,
-                "throughput_ratio_per_round": ratios[key],
-                "throughput_ok": ratio >= 0.8,
-            }
-        )
-    load_after = os.getloadavg()[0]
-    result = {
-        "machine": machine() + f"; 1-min load average {load_before:.1f} at start, {load_after:.1f} at end",
-        "command": "python benchmarks/serve_latency.py" + (" --quick" if args.quick else ""),
-        "model": "timm vit_tiny_patch16_224, 224 px, 10 classes, random init (timing only), ONNX FP32, "
-        "served with --max-batch-size 16 --max-queue-delay-ms 5",
+        imgs = images(tmp)
+        for model in args.models.split(","):
+            bundle = build_bundle(tmp / model, name=model, **MODELS[model]["build"])
+            res = measure(model, bundle, imgs[model], tmp, rounds, window, chosen)
+            results.append({**summarise(model, res, chosen), "raw": res})
+    out = {
+        "machine": machine() + f"; 1-min load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end",
+        "command": "python " + " ".join(["benchmarks/serve_latency.py", *sys.argv[1:]]),
         "rounds": rounds,
         "window_s": window,
-        "runtime_p50_b1_ms": rt,
-        "preprocess_p50_ms": pre_p50,
-        "best_offline_samples_per_s_median": float(np.median([pr["best_offline_samples_per_s"] for pr in per_round])),
-        "overhead_budget_ms": budget,
-        "rows": rows,
-        "v1_server_internal_p50_ms": summarize(pooled["v1_server_internal"])["p50_ms"],
-        "http_floor_p50_ms": summarize(pooled["floor"])["p50_ms"],
-        "per_round": per_round,
-        "batch_size_histogram": [ln for ln in metrics.splitlines() if ln.startswith("tinymim_batch_size_")],
+        "models": results,
     }
-    (RESULTS / "serve_latency.json").write_text(json.dumps(result, indent=2, default=float))
-    (RESULTS / "serve_latency.md").write_text(render(result))
-    print(render(result))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "serve_latency.json").write_text(json.dumps(out, indent=2, default=float))
+    text = render(out)
+    (RESULTS / "serve_latency.md").write_text(text)
+    print(text)
     return 0
 
 
-def render(r: dict) -> str:
-    f = lambda v: f"{v:.2f}"  # noqa: E731
+# ------------------------------------------------------------------------------------------------ report
+def f(v, nd: int = 2) -> str:
+    return "-" if v is None else f"{v:,.{nd}f}"
+
+
+def render(out: dict) -> str:
     lines = [
-        "## Serving overhead and batching (benchmarks/serve_latency.py)",
+        "## Serving latency and throughput with wrk (benchmarks/serve_latency.py)",
         "",
-        f"Machine: {r['machine']}.  ",
-        f"Model: {r['model']}.  ",
-        f"Command: `{r['command']}` ({r['rounds']} rounds alternating runtime-alone and served windows of "
-        f"{r['window_s']} s; c=16 windows are twice as long).",
+        f"Machine: {out['machine']}.  ",
+        f"Command: `{out['command']}` ({out['rounds']} interleaved round(s), {out['window_s']:g} s wrk windows; "
+        "`apt-get install -y wrk`). wrk (`-t1 -c1`, then `-t2 -c16`) posts the same PNG to every server and "
+        "shares the cores with it. Models have random weights (timing only).",
         "",
-        f"Runtime alone (ONNX Runtime CPU, all cores, as the server): batch-1 p50 {f(r['runtime_p50_b1_ms'])} ms; best "
-        f"batch throughput (batch 8 or 16) median {f(r['best_offline_samples_per_s_median'])} samples/s; JPEG decode + "
-        f"preprocess {f(r['preprocess_p50_ms'])} ms/image.",
-        "",
-        "| path | served p50 c=1 | baseline (runtime alone) | "
-        f"overhead, paired median (target <= {f(r['overhead_budget_ms'])} ms) "
-        "| p99 c=1 | req/s c=16 | c=16 throughput / best offline (target >= 0.8) |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for row in r["rows"]:
+    for m in out["models"]:
+        rt, rows = m["runtime"], m["rows"]
+        lines += [
+            f"### {m['model']}: {m['desc']}",
+            "",
+            "| | p50 at c=1 | p99 at c=1 | req/s at c=16 | p99 at c=16 | cold start | peak RSS |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in rows.values():
+            lines.append(
+                f"| {row['label']} | {f(row['c1_p50_ms'])} ms | {f(row['c1_p99_ms'])} ms | {f(row['c16_rps'], 0)} | "
+                f"{f(row['c16_p99_ms'])} ms | {f(row['cold_start_s'], 1)} s | {f(row['peak_rss_mib'], 0)} MiB |"
+            )
+        best = max(set(rt["best_batches"]), key=rt["best_batches"].count)
         lines.append(
-            f"| {row['path']} | {f(row['served_p50_c1_ms'])} ms | {f(row['baseline_ms'])} ms | "
-            f"{f(row['overhead_ms'])} ms ({'meets' if row['overhead_ok'] else 'misses'}) | {f(row['p99_c1_ms'])} ms | "
-            f"{f(row['rps_c16_median'])} | "
-            f"{row['throughput_ratio']:.2f} ({'meets' if row['throughput_ok'] else 'misses'}) |"
+            f"| runtime alone, batch 1 / best batch ({best}) | {f(rt['p50_ms'])} ms | {f(rt['p99_ms'])} ms | "
+            f"{f(rt['best_samples_per_s'], 0)} img/s | | | |"
         )
+        lines += ["", "Targets (per-round ratios, median over rounds):", ""]
+        for row in rows.values():
+            if "LitServe" in row["label"]:
+                continue
+            ok1 = row["overhead_ms"] is not None and row["overhead_ms"] <= OVERHEAD_TARGET_MS
+            ok2 = row["throughput_ratio"] is not None and row["throughput_ratio"] >= m["target_ratio"]
+            net = (
+                f", {f(row['overhead_net_ms'])} ms beyond decoding and preprocessing the image"
+                if "overhead_net_ms" in row
+                else ""
+            )
+            lines.append(
+                f"- {row['label']}: c=1 p50 overhead over the runtime {f(row['overhead_ms'])} ms{net} "
+                f"(target <= {OVERHEAD_TARGET_MS} ms: {'met' if ok1 else 'missed'}); c=16 throughput "
+                f"{f(row['throughput_ratio'])} of the best offline batch (target >= {m['target_ratio']}: "
+                f"{'met' if ok2 else 'missed'}); errors {row['errors']}."
+            )
+        lines += [
+            "",
+            "Where the time goes (tinymim's own per-stage histograms over each window, mean ms per "
+            "request; CPU ms per request of the server's event-loop threads, its other threads, and per "
+            f"sample of the runtime alone at its best batch: {f(rt['cpu_ms_per_sample'], 3)} ms):",
+            "",
+            "| | " + " | ".join(STAGES) + " | server total | client mean (wrk) | batch | CPU event loop | "
+            "CPU other threads |",
+            "|---|" + "---|" * (len(STAGES) + 6),
+        ]
+        for row in rows.values():
+            for c in ("c1", "c16"):
+                cpu = row[f"{c}_cpu_ms"]
+                if f"{c}_server_ms" in row:
+                    st = row[f"{c}_server_ms"]
+                    stages = " | ".join(f(st[s], 3) for s in STAGES)
+                    total = sum(st.values())
+                    extra = f"{f(total, 3)} | {f(row[f'{c}_client_mean_ms'], 3)} | {f(row[f'{c}_batch_mean'], 1)}"
+                else:
+                    stages = " | ".join("" for _ in STAGES)
+                    extra = " | | "
+                lines.append(
+                    f"| {row['label']} c={c[1:]} | {stages} | {extra} | {f(cpu['event_loops'], 3)} | "
+                    f"{f(cpu['other_threads'], 3)} |"
+                )
+        lines.append("")
     lines += [
-        "",
-        f"Inside the server (v1 timing breakdown: total - preprocess - inference, i.e. routing, queue hand-off, "
-        f"thread hops, top-k and JSON) the p50 is {f(r['v1_server_internal_p50_ms'])} ms per request; the rest of the "
-        "overhead is the HTTP client, the loopback and process wake-ups on the shared cores: a bare "
-        f"GET /v2/health/live (no model, no body), measured the same way right after a runtime call, has a p50 of "
-        f"{f(r['http_floor_p50_ms'])} ms on this machine during this run.",
-        "Overhead = median over back-to-back pairs of (served request - runtime-alone call) at concurrency 1; "
-        "the difference of the two p50 columns is noisier on a shared machine.",
-        "Baseline of the v1 row = runtime p50 + offline preprocessing p50 (the service must decode the JPEG). "
-        "The load client (httpx, async) shares the cores with the server, so served figures include its CPU use.",
+        "Server total = the sum of the stages, from the request's first byte in the service to its answer "
+        "built; the rest of the client's mean is HTTP parsing, the loopback and wrk itself. CPU per request "
+        "counts every thread of the server's processes (LitServe: its API and inference processes), so CPU "
+        "ms x req/s / 1000 = cores busy. The per-stage split and the stage histograms exist in one process; "
+        "`--workers 2` rows show CPU only.",
         "",
     ]
     return "\n".join(lines)
