@@ -15,6 +15,14 @@ from fastapi import Depends, Request
 from serve.errors import RequestError
 from serve.service import InferenceService
 
+REQUESTS_IN_FLIGHT = "tinymim.requests_in_flight"  # ASGI scope key set by serve/http.py's protocol
+
+
+def requests_in_flight(request: Request) -> int | None:
+    """Requests the HTTP server has received and not yet answered, this one included (None: it cannot say)."""
+    tasks = request.scope.get(REQUESTS_IN_FLIGHT)
+    return None if tasks is None else len(tasks)
+
 
 def service_of(request: Request) -> InferenceService:
     return request.app.state.service

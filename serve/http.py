@@ -8,9 +8,10 @@ single item of the event loop. :class:`CoalescingTransport` keeps the writes of 
 on as one when the response is complete (or, for anything else written, at the next turn of the event loop),
 so an answer leaves in one segment.
 
-It also tells the app how many requests this server has received and not yet answered (``REQUESTS_IN_FLIGHT``
-in the ASGI scope: uvicorn's own set of request tasks), which the batcher uses to run a request at once when
-it is the only one (serve/batcher.py). Everything else is uvicorn's own protocol, unchanged.
+It also tells the app how many requests this server has received and not yet answered: uvicorn's own set of
+request tasks, under ``REQUESTS_IN_FLIGHT`` in the ASGI scope (read by ``serve.deps.requests_in_flight``); the
+batcher runs a request at once when it is the only one (serve/batcher.py). Everything else is uvicorn's own
+protocol, unchanged.
 """
 
 from __future__ import annotations
@@ -20,13 +21,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-REQUESTS_IN_FLIGHT = "tinymim.requests_in_flight"  # scope key: a sized collection, this request included
-
-
-def requests_in_flight(scope: dict) -> int | None:
-    """Requests the server has received and not yet answered, this one included; None if the server cannot say."""
-    tasks = scope.get(REQUESTS_IN_FLIGHT)
-    return None if tasks is None else len(tasks)
+from serve.deps import REQUESTS_IN_FLIGHT
 
 
 class CoalescingTransport:

@@ -16,9 +16,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from serve.deps import ReadyService, check_api_key, ready_service_of, require_api_key
+from serve.deps import ReadyService, check_api_key, ready_service_of, requests_in_flight, require_api_key
 from serve.errors import RequestError
-from serve.http import requests_in_flight
 from serve.openapi import LeanRoutes
 from serve.procinfo import peak_rss_bytes
 from serve.timing import RequestTiming
@@ -148,7 +147,7 @@ async def classify(request: Request) -> Response:
         images = await _images(request)
         service.check_batch(len(images))
         x = await service.preprocess(images, timing)
-        logits = await service.infer(x, service.timeout_s(), timing, arrival, requests_in_flight(request.scope))
+        logits = await service.infer(x, service.timeout_s(), timing, arrival, requests_in_flight(request))
     t0 = time.perf_counter()
     preds = _predictions(logits, k, service.labels)
     timing.encode = time.perf_counter() - t0

@@ -17,9 +17,15 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from serve.deps import ReadyService, Service, check_api_key, ready_service_of, require_api_key
+from serve.deps import (
+    ReadyService,
+    Service,
+    check_api_key,
+    ready_service_of,
+    requests_in_flight,
+    require_api_key,
+)
 from serve.errors import RequestError
-from serve.http import requests_in_flight
 from serve.openapi import LeanRoutes
 from serve.service import InferenceService
 from serve.timing import RequestTiming
@@ -212,7 +218,7 @@ async def infer(request: Request) -> Response:
             req = parse_infer_request(body, request.headers.get("inference-header-content-length"))
             timeout = _timeout_s(req)
             x = await _input_batch(s, req, timing)
-            logits = await s.infer(x, s.timeout_s(timeout), timing, arrival, requests_in_flight(request.scope))
+            logits = await s.infer(x, s.timeout_s(timeout), timing, arrival, requests_in_flight(request))
         t0 = time.perf_counter()
         outputs, blobs = _outputs(s, req, logits)
         timing.encode = time.perf_counter() - t0
