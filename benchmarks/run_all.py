@@ -29,6 +29,7 @@ ORDER = [
     "ablation_discussion",
     "runtime_latency",
     "serve_latency",
+    "serve_profile",
     "quickstart",
     "gpu_smoke",
 ]
