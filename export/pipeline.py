@@ -163,6 +163,9 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
                 recipe=DEFAULT_RECIPE.replace(calibration=cfg.calibration, per_channel=cfg.per_channel),
                 work_dir=work,
             )
+            report["quantization"]["onnx-int8"]["worst_layers"] = _int8_worst_layers(
+                work, out / "model.int8.onnx", calib
+            )
             report["quantization"]["onnx-int8-dynamic"] = quantize_dynamic_int8(
                 portable, out / "model.int8-dynamic.onnx", per_channel=cfg.per_channel
             )
@@ -254,6 +257,21 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
     if failed:
         log.error("artifacts failing the gate: %s (bundle written, they are marked not servable)", ", ".join(failed))
     return ExportResult(bundle=out, report=report, exit_code=3 if failed else 0, failed=failed)
+
+
+def _int8_worst_layers(work: Path, qdq: Path, calib: Any) -> list[dict[str, Any]]:
+    """The QDQ debugger's ranking of the static INT8 activations (lowest round-trip SQNR first), on 8 images."""
+    from export.int8_debug import layer_errors
+    from export.quantize import preprocessed_path
+
+    pre = preprocessed_path(qdq, work)
+    if not pre.is_file():  # the pre-pass was skipped: the graph quantized as is is the float reference
+        return []
+    try:
+        return layer_errors(pre, qdq, calib[:8], top=5)
+    except Exception as err:  # noqa: BLE001 - a diagnostic: its failure must not fail the export
+        log.warning("QDQ debugger skipped: %s: %s", type(err).__name__, str(err)[:200])
+        return []
 
 
 def _measure_latency(bundle: Bundle, cfg: ExportConfig, input_shape: tuple[int, ...]) -> None:

@@ -109,6 +109,11 @@ class ArrayReader:
         return item
 
 
+def preprocessed_path(dst: Path, work_dir: Path) -> Path:
+    """Where :func:`quantize_static_qdq` keeps the pre-processed float graph it quantized (for the QDQ debugger)."""
+    return work_dir / f"{dst.stem}.pre.onnx"
+
+
 def preprocess_for_quantization(src: Path, dst: Path) -> Path:
     """ONNX Runtime's recommended pre-pass (``quant_pre_process``: shape inference + basic graph optimisation)."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -186,7 +191,7 @@ def quantize_static_qdq(
         "percentile": CalibrationMethod.Percentile,
     }
     work_dir = work_dir or dst.parent
-    pre = preprocess_for_quantization(src, work_dir / f"{dst.stem}.pre.onnx")
+    pre = preprocess_for_quantization(src, preprocessed_path(dst, work_dir))
     roles = node_roles(onnx.load(str(pre), load_external_data=False))
     exclude = sorted(name for name, role in roles.items() if role in recipe.keep_float)
     trt = flavour == "tensorrt"

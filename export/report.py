@@ -68,7 +68,14 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report.get("quantization"):
         lines += ["", "## Quantization", ""]
         for name, settings in report["quantization"].items():
-            lines.append(f"- {name}: `{json.dumps(settings)}`")
+            worst = settings.get("worst_layers") or []
+            lines.append(f"- {name}: `{json.dumps({k: v for k, v in settings.items() if k != 'worst_layers'})}`")
+            if worst:
+                lines.append(
+                    "  - where it loses most (ONNX Runtime's QDQ debugger on 8 calibration images; SQNR of each "
+                    "quantized activation's round trip, and of the INT8 model's tensor against FP32): "
+                    + "; ".join(f"`{w['tensor']}` {w['qdq_sqnr_db']:.1f} / {w['model_sqnr_db']:.1f} dB" for w in worst)
+                )
     if report.get("skipped_formats"):
         lines += ["", "## Not built on this machine", ""]
         lines += [f"- {fmt}: {why}" for fmt, why in report["skipped_formats"].items()]

@@ -56,6 +56,9 @@ def test_default_recipe_keeps_attention_and_normalisation_float(exported_bundle)
     settings = exported_bundle.report["quantization"]["onnx-int8"]
     assert settings["recipe"] == DEFAULT_RECIPE.to_dict() and settings["calibration_images"] == 64
     assert settings["float_nodes"] == {"attention": 4} and settings["int8_nodes"]["linear"] == 8
+    worst = [w["qdq_sqnr_db"] for w in settings["worst_layers"]]  # the QDQ debugger's ranking, in the report
+    assert len(worst) == 5 and worst == sorted(worst)
+    assert "where it loses most" in (root / "report.md").read_text()
     dynamic = onnx.load(str(root / "model.int8-dynamic.onnx"))
     assert any(n.op_type == "DynamicQuantizeLinear" for n in dynamic.graph.node)
 
