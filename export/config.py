@@ -62,6 +62,14 @@ class ExportConfig:
         default="minmax", metadata=field_help("static INT8 calibration")
     )
     per_channel: bool = field(default=True, metadata=field_help("per-output-channel INT8 weight scales"))
+    int8_keep_float: tuple[str, ...] = field(
+        default=("attention",),
+        metadata=field_help(
+            "parts of the ViT that static INT8 leaves in float, any of attention (q@k and softmax@v), head, "
+            "patch_embed, linear; none = quantize every MatMul/Gemm/Conv (the report's QDQ debugger ranks the "
+            "layers that lose most)"
+        ),
+    )
     gate: tuple[str, ...] = field(
         default=(), metadata=field_help("threshold overrides, e.g. int8.min_agreement=0.97,fp32.min_cosine=0.999")
     )
@@ -94,6 +102,14 @@ class ExportConfig:
         require(self.calib_images >= 1, f"calib_images must be >= 1, got {self.calib_images}")
         require(13 <= self.opset <= 21, f"opset must be in 13..21, got {self.opset}")
         require(self.latency_repeats >= 1, "latency_repeats must be >= 1")
+        from export.quantize import ROLES
+
+        bad_roles = [r for r in self.int8_keep_float if r not in (*ROLES, "none")]
+        require(not bad_roles, f"int8_keep_float: unknown part(s) {bad_roles}; choose from {', '.join(ROLES)} or none")
+        require(
+            "none" not in self.int8_keep_float or len(self.int8_keep_float) == 1,
+            "int8_keep_float: 'none' cannot be combined with other parts",
+        )
         from export.errors import ExportError
         from export.gate import thresholds_with_overrides
 
@@ -104,6 +120,11 @@ class ExportConfig:
 
     def replace(self, **changes: Any) -> ExportConfig:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def int8_float_roles(self) -> tuple[str, ...]:
+        """``int8_keep_float`` as node roles for :class:`export.quantize.StaticRecipe` ('none' -> ())."""
+        return tuple(r for r in self.int8_keep_float if r != "none")
 
 
 @dataclass

@@ -160,7 +160,9 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
                 out / "model.int8.onnx",
                 calib,
                 flavour="cpu",
-                recipe=DEFAULT_RECIPE.replace(calibration=cfg.calibration, per_channel=cfg.per_channel),
+                recipe=DEFAULT_RECIPE.replace(
+                    keep_float=cfg.int8_float_roles, calibration=cfg.calibration, per_channel=cfg.per_channel
+                ),
                 work_dir=work,
             )
             report["quantization"]["onnx-int8"]["worst_layers"] = _int8_worst_layers(

@@ -159,6 +159,11 @@ def test_bad_config_values():
         ExportConfig(checkpoint="x", out="y", max_batch=0).validate()
     with pytest.raises(ConfigError, match="gate override"):
         ExportConfig(checkpoint="x", out="y", gate=("int8=0.5",)).validate()
+    with pytest.raises(ConfigError, match="unknown part"):
+        ExportConfig(checkpoint="x", out="y", int8_keep_float=("softmax",)).validate()
+    with pytest.raises(ConfigError, match="cannot be combined"):
+        ExportConfig(checkpoint="x", out="y", int8_keep_float=("none", "head")).validate()
+    assert ExportConfig(checkpoint="x", out="y", int8_keep_float=("none",)).int8_float_roles == ()
 
 
 def _cfg(ckpt, tmp_path, **kw):
