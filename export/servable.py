@@ -31,7 +31,9 @@ def decide_servable(artifacts: list[Artifact], max_batch: int) -> list[str]:
     key = str(max_batch)
     for a in artifacts:
         if not a.gate.get("passed") and a.servable:  # a failed GPU build keeps its own reason ("build failed: ...")
-            a.servable, a.reason = False, "failed the accuracy gate: " + "; ".join(a.gate.get("failures", []))
+            accurate = (a.gate.get("checks") or {}).get("accuracy", False)
+            what = "failed the gate's batch-independence check" if accurate else "failed the accuracy gate"
+            a.servable, a.reason = False, f"{what}: " + "; ".join(a.gate.get("failures", []))
     fp32 = next((a for a in artifacts if a.name == "onnx-fp32" and a.servable), None)
     int8 = [a for a in artifacts if a.runtime == "onnxruntime" and a.precision == "int8" and a.servable]
     if fp32 is not None and fp32.latency_ms.get(key) is not None:

@@ -37,7 +37,7 @@ def test_batch_dependent_int8_never_ships_even_when_fastest():
     notes = decide_servable(arts, 8)
     fp32, static, dynamic = arts
     assert fp32.servable and static.servable and not dynamic.servable
-    assert dynamic.reason.startswith("failed the accuracy gate: answers depend on batch-mates")
+    assert dynamic.reason.startswith("failed the gate's batch-independence check: answers depend on batch-mates")
     assert notes == [f"onnx-int8-dynamic not servable: {dynamic.reason}"]
     assert failed_requests(arts, ("onnx", "onnx-int8")) == []  # the format delivered a passing artifact
 
