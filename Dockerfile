@@ -15,6 +15,7 @@ FROM python:${PYTHON_VERSION}-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY tinymim ./tinymim
+COPY tinymim_cli ./tinymim_cli
 COPY serve ./serve
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 

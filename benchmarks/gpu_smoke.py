@@ -133,7 +133,7 @@ def environment() -> dict[str, Any]:
 def train(key: str, out: Path, quick: bool) -> Path:
     """A short GPU training run with the real CLI; returns the run folder."""
     run = out / "train" / key
-    cmd = [sys.executable, "-m", "tinymim.cli", "train", "--data", "builtin:fashion-mnist", "--arch", key]
+    cmd = [sys.executable, "-m", "tinymim_cli", "train", "--data", "builtin:fashion-mnist", "--arch", key]
     cmd += ["--img-size", "224", "--patch-size", "16", "--epochs", "2", "--batch-size", "128", "--lr", "1e-3"]
     cmd += ["--limit-train", "4000" if quick else "8000", "--limit-val", "1000", "--layer-decay", "1"]
     cmd += ["--no-augment", "--warmup-epochs", "0.2", "--device", "cuda", "--amp", "bf16", "--num-workers", "8"]

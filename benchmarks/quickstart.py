@@ -27,7 +27,7 @@ def main() -> int:
     cmd = [
         sys.executable,
         "-m",
-        "tinymim.cli",
+        "tinymim_cli",
         "quickstart",
         "--fresh",
         "--no-progress",

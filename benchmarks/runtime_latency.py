@@ -63,7 +63,7 @@ def _cpu() -> dict[str, str]:
 def trained_student(key: str, cache: Path) -> tuple[Path, list[str]]:
     """The cached checkpoint of ``key`` at 224 px, trained now with `tinymim train` if missing."""
     run = cache / f"{key}_224"
-    cmd = [sys.executable, "-m", "tinymim.cli", "train", *TRAIN[key], *TRAIN_COMMON, "--output", str(run)]
+    cmd = [sys.executable, "-m", "tinymim_cli", "train", *TRAIN[key], *TRAIN_COMMON, "--output", str(run)]
     if not (run / "best" / "card.json").exists() and not (run / "last" / "card.json").exists():
         print(f"training the {key} student once (cached in {run}):\n  {' '.join(cmd[2:])}", flush=True)
         if run.exists():

@@ -42,7 +42,7 @@ class ServerProcess:
         cmd = [
             sys.executable,
             "-m",
-            "tinymim.cli",
+            "tinymim_cli",
             "serve",
             str(bundle),
             "--host",

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tinymim import __version__
-from tinymim.cli import COMMANDS, main
+from tinymim_cli.main import COMMANDS, main
 
 
 def _modules_after(code: str) -> set[str]:
@@ -21,7 +21,7 @@ def _modules_after(code: str) -> set[str]:
 def test_help_does_not_import_torch(argv):
     code = (
         "import sys, json\n"
-        "from tinymim.cli import main\n"
+        "from tinymim_cli.main import main\n"
         f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'timm', 'onnx', 'compress'))))"
     )

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tinymim.configio import build_config
-from tinymim.quickstart import run_config
-from tinymim.quickstart_config import QuickstartConfig
+from tinymim_cli.quickstart import run_config
+from tinymim_cli.quickstart_config import QuickstartConfig
 
 pytestmark = pytest.mark.slow
 

@@ -67,8 +67,11 @@ def register_method(name: str) -> Callable[[M], M]:
 
 
 def method_class(name: str) -> type[DistillMethod]:
-    """The registered class for ``name``; a failed lookup names the valid choices."""
-    _ensure_loaded()
+    """The registered class for ``name``; a failed lookup names the valid choices.
+
+    The built-in methods are registered by the time this runs: importing this module runs the package's
+    ``__init__`` first, which imports every method module.
+    """
     try:
         return METHODS[name]
     except KeyError:
@@ -114,7 +117,3 @@ def deepest_output(needs: set[str]) -> str | None:
             return out
     return None
 
-
-def _ensure_loaded() -> None:
-    # Importing the package registers the built-in methods (each module applies the decorator).
-    import compress.losses  # noqa: F401

@@ -26,7 +26,7 @@ def cli_env() -> dict[str, str]:
 
 
 def tinymim_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tinymim.cli", *args]
+    return [sys.executable, "-m", "tinymim_cli", *args]
 
 
 def run_tinymim(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:

@@ -23,7 +23,7 @@ def test_two_process_ddp_on_gloo(tmp_path: Path) -> None:
         "2",
         "--standalone",
         "-m",
-        "tinymim.cli",
+        "tinymim_cli",
         "train",
         "--limit-train",
         "128",

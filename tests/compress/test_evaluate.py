@@ -13,7 +13,7 @@ from compress.evaluation import per_class_and_confusion
 from compress.models import create_model
 from tests.compress.conftest import write_image
 from tinymim.card import ModelCard, Preprocess
-from tinymim.cli import main
+from tinymim_cli.main import main
 
 VAL_COUNTS = {"c0": 1, "c1": 2, "c2": 3, "c3": 1, "c4": 2, "c5": 3}  # 12 validation images
 

@@ -8,9 +8,9 @@ import pytest
 
 from compress.evaluation import EvalConfig
 from compress.train_config import TrainConfig
-from tinymim.cli import main
 from tinymim.configio import build_config
 from tinymim.errors import ConfigError
+from tinymim_cli.main import main
 
 
 @pytest.mark.parametrize(

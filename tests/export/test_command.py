@@ -16,8 +16,8 @@ from export.triton import triton_model_name
 from serve.bundle import load_bundle, sha256_file
 from serve.runtimes import open_runtime
 from tinymim.card import ModelCard
-from tinymim.cli import main
 from tinymim.errors import ConfigError
+from tinymim_cli.main import main
 
 NO_TRT = not tensorrt_status()[0]
 

@@ -10,8 +10,8 @@ import pytest
 from serve.bench import BenchConfig, run_bench
 from serve.bundle import Artifact, load_bundle, sha256_file
 from tests.serve.helpers import image_bytes, start_server
-from tinymim.cli import main
 from tinymim.errors import ConfigError
+from tinymim_cli.main import main
 
 STAGES = ("decode", "preprocess", "queue", "compute", "encode", "total")
 

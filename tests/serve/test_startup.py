@@ -13,8 +13,8 @@ from serve.bundle import Artifact, load_bundle, sha256_file
 from serve.errors import BundleError, RuntimeUnavailable
 from serve.select import select_runtime
 from serve.settings import load_settings
-from tinymim.cli import main
 from tinymim.errors import ConfigError
+from tinymim_cli.main import main
 
 
 def test_settings_from_env_and_flags(tiny, monkeypatch):
@@ -115,7 +115,7 @@ def test_auto_picks_fastest_gate_passing_runnable_artifact(tiny, tmp_path, caplo
 def test_serve_help_and_app_import_do_not_import_torch():
     code = (
         "import sys\n"
-        "from tinymim.cli import main\n"
+        "from tinymim_cli.main import main\n"
         "try:\n    main(['serve', '--help'])\nexcept SystemExit:\n    pass\n"
         "help_mods = set(sys.modules)\n"
         "import serve.app, serve.command, serve.bench.command, serve.bench.run\n"

@@ -134,7 +134,7 @@ def test_two_process_ddp(teacher_ckpt, tmp_path):
         "--nproc_per_node",
         "2",
         "-m",
-        "tinymim.cli",
+        "tinymim_cli",
         "distill",
         "--teacher",
         str(teacher_ckpt),

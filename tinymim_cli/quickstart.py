@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tinymim.configio import add_config_arguments, config_from_args
-from tinymim.quickstart_config import SCALES, QuickstartConfig
+from tinymim_cli.quickstart_config import SCALES, QuickstartConfig
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ def _run_stage(stage: Stage, index: int, total: int, fn: Callable[[], dict[str, 
 
 def run_config(cfg: QuickstartConfig) -> dict[str, Any]:
     """Run (or resume) every stage; returns the summary dict also written to summary.json."""
-    from tinymim.quickstart_stages import distill_stage, export_stage, finetune_stage, serve_stage, teacher_stage
-    from tinymim.quickstart_summary import write_summary
+    from tinymim_cli.quickstart_stages import distill_stage, export_stage, finetune_stage, serve_stage, teacher_stage
+    from tinymim_cli.quickstart_summary import write_summary
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the progress
     root = Path(cfg.out)

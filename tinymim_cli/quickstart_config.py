@@ -1,6 +1,6 @@
 """The quickstart's settings: ``QuickstartConfig`` (what the user picks) and the per-scale sizes of each stage.
 
-Below the stages that read it (``tinymim.quickstart_stages``) and the runner (``tinymim.quickstart``).
+Below the stages that read it (``tinymim_cli.quickstart_stages``) and the runner (``tinymim_cli.quickstart``).
 """
 
 from __future__ import annotations

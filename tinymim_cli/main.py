@@ -21,7 +21,10 @@ from tinymim.errors import TinymimError
 
 # name -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "quickstart": ("tinymim.quickstart", "built-in data -> teacher -> distilled student -> export -> serve -> bench"),
+    "quickstart": (
+        "tinymim_cli.quickstart",
+        "built-in data -> teacher -> distilled student -> export -> serve -> bench",
+    ),
     "train": ("compress.commands.train", "supervised training or fine-tuning of a timm ViT"),
     "distill": ("compress.commands.distill", "TinyMIM relation distillation (and baselines) from a teacher"),
     "ablate": ("compress.commands.ablate", "compare distillation methods at an equal budget on your data"),
@@ -51,7 +54,7 @@ def _top_parser() -> argparse.ArgumentParser:
     return parser
 
 
-OUR_LOGGERS = ("tinymim", "compress", "export", "serve")
+OUR_LOGGERS = ("tinymim", "tinymim_cli", "compress", "export", "serve")
 
 
 def _configure_logging(verbose: bool) -> None:

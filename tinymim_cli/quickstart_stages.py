@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tinymim.errors import TinymimError
-from tinymim.quickstart_config import SHORT_RUN_TRAIN, QuickstartConfig
+from tinymim_cli.quickstart_config import SHORT_RUN_TRAIN, QuickstartConfig
 
 log = logging.getLogger(__name__)
 DATA = "builtin:fashion-mnist"
