@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from compress.errors import CheckpointError
+from compress.models import build_from_card, load_weights
 from tinymim.card import CARD_FILE, CardError, ModelCard
 
 log = logging.getLogger(__name__)
@@ -126,8 +127,6 @@ def read_state_dict(weights: str | Path) -> dict[str, torch.Tensor]:
 
 def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelCard]:
     """Rebuild the model from the card beside the weights and load them strictly; returns (model, card)."""
-    from compress.models import build_from_card, load_weights
-
     weights = resolve_checkpoint(path)
     try:
         card = ModelCard.load(weights.parent / CARD_FILE)

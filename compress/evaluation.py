@@ -1,57 +1,33 @@
 """What ``tinymim eval`` does: top-1/top-5, per-class accuracy and a confusion matrix (PNG + JSON).
 
 The images are preprocessed exactly as the card says (``eval_transform(card.preprocess)``); the data's
-class names must be the card's labels (same names; order may differ). Torch is imported when a checkpoint is
-evaluated, so the config stays light for ``tinymim eval --help``.
+class names must be the card's labels (same names; order may differ). The config is
+:class:`compress.eval_config.EvalConfig`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from tinymim.configio import field_help, require
+import numpy as np
+import torch
+
+from compress.checkpoint import load_model
+from compress.data import TransformDataset, build_datasets, eval_transform
+from compress.distributed import resolve_device
+from compress.engine import evaluate
+from compress.errors import DataError
+from compress.eval_config import EvalConfig
+from compress.plots import plot_confusion
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class EvalConfig:
-    """Every setting of one evaluation (``tinymim eval``)."""
-
-    checkpoint: str = field(
-        default="", metadata=field_help("run folder (best/ else last/), checkpoint folder or weights file")
-    )
-    data: str = field(default="builtin:fashion-mnist", metadata=field_help("builtin:fashion-mnist or an image folder"))
-    split: Literal["val", "train"] = field(default="val", metadata=field_help("which split to evaluate"))
-    val_split: float = field(default=0.1, metadata=field_help("validation fraction for a folder without train/ val/"))
-    strict_data: bool = field(default=False, metadata=field_help("unreadable images are an error instead of skipped"))
-    limit: int | None = field(default=None, metadata=field_help("evaluate a class-balanced subset of N images"))
-    batch_size: int = field(default=128, metadata=field_help("evaluation batch size"))
-    num_workers: int = field(default=0, metadata=field_help("data-loader worker processes"))
-    device: str = field(default="auto", metadata=field_help("auto, cpu, cuda or cuda:N"))
-    output: str | None = field(
-        default=None, metadata=field_help("folder for eval.json and confusion.png (default: <checkpoint>/eval)")
-    )
-
-    def validate(self) -> None:
-        require(bool(self.checkpoint), "give the checkpoint to evaluate: tinymim eval CHECKPOINT --data ...")
-        require(Path(self.checkpoint).exists(), f"config key 'checkpoint': {self.checkpoint} does not exist")
-        if not self.data.startswith("builtin:"):
-            require(Path(self.data).expanduser().is_dir(), f"config key 'data': folder {self.data} does not exist")
-        require(self.batch_size >= 1, f"config key 'batch_size' must be >= 1, got {self.batch_size}")
-        require(self.limit is None or self.limit >= 1, f"config key 'limit' must be >= 1, got {self.limit}")
-        require(self.num_workers >= 0, f"config key 'num_workers' must be >= 0, got {self.num_workers}")
-        require(0 <= self.val_split < 1, f"config key 'val_split' must be in [0, 1), got {self.val_split}")
-
-
 def per_class_and_confusion(preds: Any, targets: Any, num_classes: int) -> tuple[list[list[int]], list[float | None]]:
     """Confusion counts m[true][pred] and per-class accuracy 100 * m[c][c] / sum_j m[c][j] (None if no samples)."""
-    import numpy as np
-
     m = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(m, (np.asarray(targets), np.asarray(preds)), 1)
     rows = m.sum(axis=1)
@@ -61,15 +37,6 @@ def per_class_and_confusion(preds: Any, targets: Any, num_classes: int) -> tuple
 
 def evaluate_checkpoint(cfg: EvalConfig) -> dict[str, Any]:
     """Evaluate; writes ``eval.json`` and ``confusion.png`` into the output folder and returns the results."""
-    import torch
-
-    from compress.checkpoint import load_model
-    from compress.data import TransformDataset, build_datasets, eval_transform
-    from compress.distributed import resolve_device
-    from compress.engine import evaluate
-    from compress.errors import DataError
-    from compress.plots import plot_confusion
-
     device = resolve_device(cfg.device)
     model, card = load_model(cfg.checkpoint, device=device)
     if card.num_classes == 0 or card.task != "classifier":

@@ -11,11 +11,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.checkpoint import read_state_dict, resolve_checkpoint
+from compress.checkpoint import find_resume_dir, read_state_dict, resolve_checkpoint
 from compress.data import DataBundle, TransformDataset, build_datasets, build_mixup, eval_transform, train_transform
 from compress.distributed import DistInfo, init_distributed, seed_everything
+from compress.engine import resolve_amp
 from compress.errors import CheckpointError, ModelError
-from compress.models import create_model, load_weights
+from compress.models import create_model, load_weights, resolve_arch
 from compress.runner import FitSettings, classification_eval, fit
 from compress.train_config import TrainConfig
 from tinymim.card import ModelCard, Preprocess, adapt_channels, normalisation_problem
@@ -45,7 +46,6 @@ def build_classifier(
     cfg: TrainConfig, data: DataBundle, init_card: ModelCard | None
 ) -> tuple[nn.Module, dict[str, Any], str]:
     """The model to train: from ``init_card``'s architecture (normal head count, task classifier) or ``cfg``."""
-    from compress.models import resolve_arch
 
     # No --arch: the --init checkpoint's architecture, else ViT-Tiny. The card stores the full timm name.
     arch = resolve_arch(cfg.arch or (init_card.arch if init_card is not None else "vit_tiny"))
@@ -101,8 +101,6 @@ def classification_loss(mixup: Any, label_smoothing: float) -> Callable[[nn.Modu
 
 def _run_dir(cfg: TrainConfig, dist: DistInfo) -> Path:
     if cfg.resume:
-        from compress.checkpoint import find_resume_dir
-
         if find_resume_dir(cfg.resume) is None:
             raise CheckpointError(f"nothing to resume in {cfg.resume}: no last/ checkpoint with a resume state")
         return Path(cfg.resume)
@@ -190,8 +188,6 @@ def train_classifier(cfg: TrainConfig) -> Path:
             metrics={k: val[k] for k in ("top1", "top5", "loss", "n") if k in val},
             training={"command": "train", "parents": parents, "effective_batch": eff_batch, "lr": lr},
         )
-
-    from compress.engine import resolve_amp
 
     eval_fn = classification_eval(
         TransformDataset(data.val, eval_transform(pre)),

@@ -35,6 +35,8 @@ from compress.checkpoint import (
 from compress.distributed import DistInfo, ResumableSampler, SeededDataset, barrier
 from compress.engine import LossFn, cosine_lr, evaluate, make_scaler, resolve_amp, train_one_epoch
 from compress.errors import CheckpointError, DataError
+from compress.models import load_weights
+from compress.plots import plot_curves
 from tinymim.card import ModelCard
 
 log = logging.getLogger(__name__)
@@ -324,8 +326,6 @@ def _log_epoch(r: dict[str, Any], epochs: int) -> None:
 
 
 def _plot(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    from compress.plots import plot_curves
-
     try:
         plot_curves(history, run_dir / "curves.png")
     except Exception as err:  # noqa: BLE001 - a plotting failure must not stop training
@@ -372,8 +372,6 @@ def _restore(
     scaler: Any,
     dist: DistInfo,
 ) -> tuple[dict, list, Any]:
-    from compress.models import load_weights
-
     ckpt = find_resume_dir(run_dir)
     if ckpt is None:
         raise CheckpointError(f"nothing to resume in {run_dir}: no last/ checkpoint with a resume state")

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from export.errors import ExportError
+from export.gate import thresholds_with_overrides
+from export.quantize import ROLES
 from tinymim.configio import field_help, require
 
 FORMATS = ("onnx", "onnx-int8", "onnx-cuda-fp16", "tensorrt-fp16", "tensorrt-int8")
@@ -102,16 +105,12 @@ class ExportConfig:
         require(self.calib_images >= 1, f"calib_images must be >= 1, got {self.calib_images}")
         require(13 <= self.opset <= 21, f"opset must be in 13..21, got {self.opset}")
         require(self.latency_repeats >= 1, "latency_repeats must be >= 1")
-        from export.quantize import ROLES
-
         bad_roles = [r for r in self.int8_keep_float if r not in (*ROLES, "none")]
         require(not bad_roles, f"int8_keep_float: unknown part(s) {bad_roles}; choose from {', '.join(ROLES)} or none")
         require(
             "none" not in self.int8_keep_float or len(self.int8_keep_float) == 1,
             "int8_keep_float: 'none' cannot be combined with other parts",
         )
-        from export.errors import ExportError
-        from export.gate import thresholds_with_overrides
 
         try:
             thresholds_with_overrides(self.gate)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from export.errors import ExportError
+from serve.runtimes import open_runtime
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +232,6 @@ def gate_artifact(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Open ``artifact`` with serve/'s ``open_runtime`` (hash verified) and gate it."""
-    from serve.runtimes import open_runtime
 
     try:
         runtime = open_runtime(bundle, artifact, device=device)

@@ -25,6 +25,7 @@ import numpy as np
 from export.errors import ConversionError
 from export.latency import interleaved_latency
 from export.onnx_export import check_graph
+from serve.runtimes.onnxruntime import OnnxRuntime
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,6 @@ _BUILDERS = {"onnxslim": slim_graph, "ort-transformers": fuse_transformer_graph}
 
 
 def _session(path: Path, threads: int | None) -> Any:
-    from serve.runtimes.onnxruntime import OnnxRuntime
-
     return OnnxRuntime(path, max_batch=1 << 16, threads=threads)
 
 

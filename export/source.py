@@ -14,8 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from compress.checkpoint import load_model, resolve_checkpoint
+from compress.data import build_datasets, eval_transform
 from export.errors import EvalDataError, SourceError
 from serve.bundle import sha256_file
+from serve.preprocess import Preprocessor
 from tinymim.errors import TinymimError
 
 log = logging.getLogger(__name__)
@@ -31,8 +34,6 @@ class Source:
 
 def load_source(path: str | Path) -> Source:
     """Load a run folder (best/, else last/), checkpoint folder or weights file with its model card."""
-    from compress.checkpoint import load_model, resolve_checkpoint
-
     try:
         weights = resolve_checkpoint(path)
         model, card = load_model(path)
@@ -69,8 +70,6 @@ def load_eval_set(card: Any, eval_data: str | None, *, eval_images: int, calib_i
     ``eval_data`` defaults to the data recorded in the model card. Its classes must be the card's labels,
     in the same order, or the gate would compare the wrong things.
     """
-    from compress.data import build_datasets
-
     data, val_split, split_seed = _card_data(card)
     if split_seed is not None and not eval_data:
         seed = split_seed
@@ -104,8 +103,6 @@ def load_eval_set(card: Any, eval_data: str | None, *, eval_images: int, calib_i
 
 def serve_inputs(card: Any, images: list[Any]) -> np.ndarray:
     """(N, C, H, W) float32 through serve/'s Preprocessor: what the service would feed the artifact."""
-    from serve.preprocess import Preprocessor
-
     pre = Preprocessor.from_card(card.preprocess)
     return pre.batch(images)
 
@@ -113,8 +110,6 @@ def serve_inputs(card: Any, images: list[Any]) -> np.ndarray:
 def torch_reference(source: Source, images: list[Any], batch: int = 64) -> np.ndarray:
     """(N, K) float32 PyTorch logits with compress's evaluation transform, fp32 on CPU."""
     import torch
-
-    from compress.data import eval_transform
 
     tf = eval_transform(source.card.preprocess)
     out = []

@@ -33,6 +33,7 @@ from export.errors import ConversionError, ToolMissing
 from export.fp16 import fp16_onnx
 from export.onnx_export import INPUT_NAME
 from serve.bundle import sha256_file
+from serve.runtimes.tensorrt import current_device
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,6 @@ def tensorrt_status() -> tuple[bool, str]:
 
 def device_facts() -> dict[str, Any]:
     """{"tensorrt", "gpu", "compute_capability"} of CUDA device 0 (raises ToolMissing without one)."""
-    from serve.runtimes.tensorrt import current_device
-
     try:
         return current_device()
     except Exception as err:  # noqa: BLE001 - any failure here means "no usable GPU"

@@ -5,12 +5,19 @@ Every module of the project's packages is given a floor by its dotted name (the 
 same floor or down, never up, and no set of modules may import each other in a circle. Command modules
 (argparse glue) sit on the roof with the CLI, so library code that imports its own CLI fails here.
 
-The checker reads the source with ``ast`` (nothing is imported) and is itself tested on a synthetic package.
+Own-module imports stand at the top of files. Only the modules that ``tinymim --help``, a command's
+``--help`` and ``tinymim serve`` load (``LIGHT``) may import a project module inside a function, and only one
+that brings a heavy library (torch, timm, onnx, ONNX Runtime, TensorRT, FastAPI, uvicorn, matplotlib);
+the light modules are imported in a fresh interpreter to prove they stay free of torch, timm and onnx.
+
+The checker reads the source with ``ast`` (nothing is imported) and is itself tested on synthetic packages.
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +39,22 @@ FLOORS: dict[str, int] = {
 }
 # rooms on one floor that must not import each other (serve never imports torch, so never compress)
 APART = {("serve", "compress"), ("compress", "serve")}
+# what the torch-free CLI and service load: prefixes (whole packages) or exact module names
+LIGHT = (
+    "tinymim",
+    "tinymim_cli.main",
+    "tinymim_cli.quickstart",
+    "tinymim_cli.quickstart_config",
+    "compress.commands",
+    "compress.train_config",
+    "compress.eval_config",
+    "compress.distill.config",
+    "export.command",
+    "export.config",
+    "serve",
+)
+HEAVY = ("torch", "torchvision", "timm", "onnx", "onnxruntime", "tensorrt", "fastapi", "uvicorn", "matplotlib")
+TRAINING = ("torch", "torchvision", "timm", "onnx", "tensorrt")  # never loaded by a light module
 
 
 @dataclass(frozen=True)
@@ -39,6 +62,23 @@ class Arrow:
     source: str
     target: str
     line: int
+    lazy: bool = False  # inside a function
+
+
+def _imports(tree: ast.AST) -> list[tuple[ast.Import | ast.ImportFrom, bool]]:
+    """Every import statement with whether it stands inside a function (TYPE_CHECKING blocks are skipped)."""
+    found: list[tuple[ast.Import | ast.ImportFrom, bool]] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                found.append((child, in_function))
+            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(tree, False)
+    return found
 
 
 def modules(root: Path, packages: tuple[str, ...]) -> dict[str, Path]:
@@ -65,7 +105,7 @@ def arrows(root: Path, packages: tuple[str, ...]) -> list[Arrow]:
     out: list[Arrow] = []
     for module, path in known.items():
         is_package = path.name == "__init__.py"
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node, lazy in _imports(ast.parse(path.read_text(), str(path))):
             names: list[str] = []
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
@@ -81,8 +121,55 @@ def arrows(root: Path, packages: tuple[str, ...]) -> list[Arrow]:
                     continue
                 target = resolve(name)
                 if target and target != module:
-                    out.append(Arrow(module, target, node.lineno))
+                    out.append(Arrow(module, target, node.lineno, lazy))
     return sorted(set(out), key=lambda a: (a.source, a.line, a.target))
+
+
+def heavy_modules(root: Path, packages: tuple[str, ...], heavy: tuple[str, ...]) -> set[str]:
+    """Project modules whose top-level imports bring in a heavy library, directly or through other modules."""
+    known = modules(root, packages)
+    direct = {
+        m
+        for m, path in known.items()
+        for node, lazy in _imports(ast.parse(path.read_text()))
+        if not lazy
+        and any(
+            name.split(".")[0] in heavy
+            for name in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""])
+        )
+        and not getattr(node, "level", 0)
+    }
+    # importing a.b.c runs a/__init__ and a/b/__init__ too
+    top = [
+        (a.source, target)
+        for a in arrows(root, packages)
+        if not a.lazy
+        for target in [a.target] + [a.target.rsplit(".", i)[0] for i in range(1, a.target.count(".") + 1)]
+        if target in known
+    ]
+    found, grew = set(direct), True
+    while grew:  # a module is heavy when anything it imports at the top is
+        new = {source for source, target in top if target in found}
+        grew = not new <= found
+        found |= new
+    return found
+
+
+def is_light(module: str, light: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in light)
+
+
+def lazy_imports_out_of_place(found: list[Arrow], light: tuple[str, ...], heavy_set: set[str]) -> list[str]:
+    """Function-level own imports that could stand at the top of the file."""
+    bad = []
+    for a in found:
+        if not a.lazy:
+            continue
+        if not is_light(a.source, light):
+            bad.append(f"{a.source} line {a.line}: import {a.target} at the top (this module need not stay light)")
+        elif a.target not in heavy_set:
+            bad.append(f"{a.source} line {a.line}: import {a.target} at the top (it brings no heavy library)")
+    return bad
 
 
 def floor_of(module: str, floors: dict[str, int]) -> int:
@@ -159,6 +246,24 @@ def test_no_circles():
     assert circles(arrows(ROOT, PACKAGES)) == []
 
 
+def test_own_imports_stand_at_the_top_unless_they_keep_the_cli_light():
+    found = arrows(ROOT, PACKAGES)
+    assert lazy_imports_out_of_place(found, LIGHT, heavy_modules(ROOT, PACKAGES, HEAVY)) == []
+
+
+def test_light_modules_import_without_torch():
+    light = [m for m in modules(ROOT, PACKAGES) if is_light(m, LIGHT)]
+    code = (
+        "import importlib, sys\n"
+        f"for m in {light!r}:\n    importlib.import_module(m)\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({TRAINING!r})))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 # ----------------------------------------------------------------------------------- the checker itself
 
 
@@ -183,7 +288,7 @@ def test_checker_finds_a_circle_through_a_lazy_import(tmp_path):
     )
     found = arrows(root, ("lib",))
     assert circles(found) == [["lib.a", "lib.b", "lib.c"]]
-    assert Arrow("lib.b", "lib.c", 2) in found  # a function-level import is an arrow too
+    assert Arrow("lib.b", "lib.c", 2, lazy=True) in found  # a function-level import is an arrow too
 
 
 def test_checker_finds_upward_and_apart_imports(tmp_path):
@@ -207,3 +312,22 @@ def test_checker_finds_upward_and_apart_imports(tmp_path):
     ]
     assert circles(found) == [["room.cli", "room.lib"]]
     assert upward(arrows(root, ("ground",)), floors, set()) == []
+
+
+def test_checker_places_function_level_imports(tmp_path):
+    root = _package(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/cli.py": "def run():\n    from app import work\n    from app import util\n",
+            "app/work.py": "import torch\nfrom app.util import f\n",
+            "app/util.py": "def f():\n    from app import work\n",
+        },
+    )
+    found = arrows(root, ("app",))
+    heavy = heavy_modules(root, ("app",), ("torch",))
+    assert heavy == {"app.work"}
+    assert lazy_imports_out_of_place(found, ("app.cli",), heavy) == [
+        "app.cli line 3: import app.util at the top (it brings no heavy library)",
+        "app.util line 2: import app.work at the top (this module need not stay light)",
+    ]

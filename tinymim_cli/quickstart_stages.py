@@ -13,6 +13,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from compress.checkpoint import find_resume_dir, load_model
+from compress.data import build_datasets
+from compress.distill.config import DistillConfig
+from compress.distill.run import run_distill
+from compress.recipe import train_classifier
+from compress.train_config import TrainConfig
+from export.config import ExportConfig
+from export.pipeline import export_bundle
+from serve.bench.config import BenchConfig
+from serve.bench.run import run_bench
+from serve.bundle import load_bundle
+from serve.preprocess import Preprocessor
+from serve.process import ServerProcess
+from serve.runtimes import open_runtime
+from tinymim.configio import build_config
 from tinymim.errors import TinymimError
 from tinymim_cli.quickstart_config import SHORT_RUN_TRAIN, QuickstartConfig
 
@@ -25,7 +40,6 @@ class QuickstartError(TinymimError):
 
 
 def _train_values(cfg: QuickstartConfig, stage_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
-    from compress.checkpoint import find_resume_dir
 
     values: dict[str, Any] = {"data": DATA, "device": cfg.device, "progress": cfg.progress, **SHORT_RUN_TRAIN, **sizes}
     values["output"] = str(stage_dir)
@@ -36,7 +50,6 @@ def _train_values(cfg: QuickstartConfig, stage_dir: Path, sizes: dict[str, Any])
 
 
 def _model_facts(run_dir: Path) -> dict[str, Any]:
-    from compress.checkpoint import load_model
 
     model, card = load_model(run_dir)
     c, h, _ = card.preprocess.input_size
@@ -59,9 +72,6 @@ def _model_facts(run_dir: Path) -> dict[str, Any]:
 
 
 def teacher_stage(cfg: QuickstartConfig, stage_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
-    from compress.recipe import train_classifier
-    from compress.train_config import TrainConfig
-    from tinymim.configio import build_config
 
     values = _train_values(cfg, stage_dir, sizes)
     values["layer_decay"] = 1.0  # from scratch: layer-wise decay is a fine-tuning device
@@ -70,10 +80,6 @@ def teacher_stage(cfg: QuickstartConfig, stage_dir: Path, sizes: dict[str, Any])
 
 
 def distill_stage(cfg: QuickstartConfig, stage_dir: Path, teacher_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
-    from compress.checkpoint import find_resume_dir
-    from compress.distill.config import DistillConfig
-    from compress.distill.run import run_distill
-    from tinymim.configio import build_config
 
     values: dict[str, Any] = {
         "teacher": str(teacher_dir),
@@ -92,9 +98,6 @@ def distill_stage(cfg: QuickstartConfig, stage_dir: Path, teacher_dir: Path, siz
 
 
 def finetune_stage(cfg: QuickstartConfig, stage_dir: Path, distill_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
-    from compress.recipe import train_classifier
-    from compress.train_config import TrainConfig
-    from tinymim.configio import build_config
 
     values = _train_values(cfg, stage_dir, sizes)
     values["init"] = str(distill_dir)
@@ -103,9 +106,6 @@ def finetune_stage(cfg: QuickstartConfig, stage_dir: Path, distill_dir: Path, si
 
 
 def export_stage(cfg: QuickstartConfig, stage_dir: Path, finetune_dir: Path) -> dict[str, Any]:
-    from export.config import ExportConfig
-    from export.pipeline import export_bundle
-    from tinymim.configio import build_config
 
     eval_images = 300 if cfg.scale == "tiny" else 1000
     export_cfg = build_config(
@@ -139,8 +139,6 @@ def export_stage(cfg: QuickstartConfig, stage_dir: Path, finetune_dir: Path) -> 
 
 def _held_out_images(n: int) -> tuple[list[bytes], list[int]]:
     """The last ``n`` images of Fashion-MNIST's official test split, PNG-encoded, with their labels."""
-    from compress.data import build_datasets
-
     data = build_datasets(DATA)
     val = data.val
     idx = range(len(val) - n, len(val))
@@ -157,13 +155,6 @@ def _held_out_images(n: int) -> tuple[list[bytes], list[int]]:
 def serve_stage(cfg: QuickstartConfig, stage_dir: Path, bundle_dir: Path) -> dict[str, Any]:
     import httpx
     import numpy as np
-
-    from serve.bench.config import BenchConfig
-    from serve.bench.run import run_bench
-    from serve.bundle import load_bundle
-    from serve.preprocess import Preprocessor
-    from serve.process import ServerProcess
-    from serve.runtimes import open_runtime
 
     stage_dir.mkdir(parents=True, exist_ok=True)
     images, labels = _held_out_images(cfg.http_images)

@@ -8,14 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from compress.checkpoint import load_model
+
 log = logging.getLogger(__name__)
 
 
 def _pytorch_latency_ms(run_dirs: dict[str, Path], repeats: int = 30) -> dict[str, float]:
     """Median batch-1 latency of each model in PyTorch eager (fp32, CPU), interleaved in one loop."""
     import torch
-
-    from compress.checkpoint import load_model
 
     models = {}
     for name, d in run_dirs.items():

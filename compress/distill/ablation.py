@@ -19,10 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compress.checkpoint import find_resume_dir, load_model
+from compress.data import TransformDataset, build_datasets, eval_transform
 from compress.distill.ablation_report import AblationResult, summarise, write_report
 from compress.distill.config import ARMS, AblateConfig, DistillConfig, teacher_student_values
 from compress.distill.errors import DistillError
-from compress.distill.run import run_distill
+from compress.distill.run import patch_size_of, run_distill
+from compress.distill.teacher_loading import load_teacher
+from compress.engine import evaluate
+from compress.models import resolve_arch
 from compress.recipe import train_classifier
 from compress.train_config import TrainConfig
 from tinymim.configio import build_config, config_to_dict
@@ -206,8 +211,6 @@ def execute(run: Run) -> None:
     """Run, resume or reuse one run of the plan."""
     import dataclasses
 
-    from compress.checkpoint import find_resume_dir
-
     _check_same_settings(run)
     if is_done(run):
         return
@@ -233,10 +236,6 @@ def final_top1(run: Run, labelled_data: str, val_split: float) -> float:
         return float(json.loads(cache.read_text())["top1"])
     import torch
 
-    from compress.checkpoint import load_model
-    from compress.data import TransformDataset, build_datasets, eval_transform
-    from compress.engine import evaluate
-
     model, card = load_model(run.run_dir / "last")
     data = build_datasets(labelled_data, val_split=val_split, in_chans=card.preprocess.channels)
     loader = torch.utils.data.DataLoader(
@@ -253,12 +252,6 @@ def final_top1(run: Run, labelled_data: str, val_split: float) -> float:
 def describe_setting(cfg: AblateConfig) -> Setting:
     """Load the teacher and the data once: student geometry, pool size, teacher kind and accuracy."""
     import torch
-
-    from compress.data import TransformDataset, build_datasets, eval_transform
-    from compress.distill.run import patch_size_of
-    from compress.distill.teacher_loading import load_teacher
-    from compress.engine import evaluate
-    from compress.models import resolve_arch
 
     t = load_teacher(
         cfg.teacher,

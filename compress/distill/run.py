@@ -8,9 +8,21 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from compress.checkpoint import find_resume_dir
+from compress.data import TransformDataset, build_datasets, eval_transform, is_labelled
 from compress.distill.config import DistillConfig, stage_configs
 from compress.distill.errors import DistillError
+from compress.distill.preflight import check_methods_against_data, check_methods_against_teacher
+from compress.distill.schedule import build_optimizer, scaled_lr
+from compress.distill.setup import build_distillation
+from compress.distill.teacher_loading import load_teacher
+from compress.distill.transforms import TwoViewTransform
+from compress.distributed import init_distributed, seed_everything
+from compress.losses import parse_methods
+from compress.models import create_model, resolve_arch
+from compress.runner import FitSettings, classification_eval, fit
 from tinymim.card import ModelCard, Preprocess
+from tinymim.configio import config_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +38,6 @@ def patch_size_of(model: Any) -> int | None:
 
 def run_distill(cfg: DistillConfig) -> Path:
     """Run the distillation (or each stage of a chain); returns the final student's run folder."""
-    from compress.checkpoint import find_resume_dir
-
     run_dir = Path(cfg.output)
     stages = stage_configs(cfg)
     for i, stage in enumerate(stages, 1):
@@ -40,19 +50,6 @@ def run_distill(cfg: DistillConfig) -> Path:
 
 def distill_once(cfg: DistillConfig) -> Path:
     """Distil ``cfg.teacher`` into a new student; returns the run folder (student in last/, card inside)."""
-    from compress.checkpoint import find_resume_dir
-    from compress.data import TransformDataset, build_datasets, eval_transform, is_labelled
-    from compress.distill.preflight import check_methods_against_data, check_methods_against_teacher
-    from compress.distill.schedule import build_optimizer, scaled_lr
-    from compress.distill.setup import build_distillation
-    from compress.distill.teacher_loading import load_teacher
-    from compress.distill.transforms import TwoViewTransform
-    from compress.distributed import init_distributed, seed_everything
-    from compress.losses import parse_methods
-    from compress.models import create_model, resolve_arch
-    from compress.runner import FitSettings, classification_eval, fit
-    from tinymim.configio import config_to_dict
-
     run_dir = Path(cfg.output)
     if cfg.resume and find_resume_dir(run_dir) is None:
         raise DistillError(f"--resume: {run_dir} holds no resume state (last/state.pt); start without --resume")

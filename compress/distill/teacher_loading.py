@@ -19,8 +19,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from compress.checkpoint import CARD_FILE, resolve_checkpoint
+from compress.checkpoint import CARD_FILE, load_model, read_state_dict, resolve_checkpoint
 from compress.distill.errors import DistillError, NormalizationError
+from compress.errors import CheckpointError
+from compress.models import SHORT_NAMES, head_keys, load_weights
 from tinymim.card import ModelCard, Preprocess, normalisation_problem
 
 log = logging.getLogger(__name__)
@@ -75,8 +77,6 @@ def load_teacher(
 
 
 def _from_checkpoint(spec: str, mean: tuple[float, ...] | None, std: tuple[float, ...] | None) -> LoadedTeacher:
-    from compress.checkpoint import load_model
-
     weights = resolve_checkpoint(Path(spec).expanduser())
     if not (weights.parent / CARD_FILE).is_file():
         raise DistillError(
@@ -127,8 +127,6 @@ def encoder_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _has_head_weights(model: nn.Module, sd: dict[str, torch.Tensor]) -> bool:
     """Whether ``sd`` holds the weights of ``model``'s classifier head (False for a headless encoder)."""
-    from compress.models import head_keys
-
     keys = head_keys(model)
     return bool(keys) and any(k in sd for k in keys)
 
@@ -150,10 +148,6 @@ def _from_timm_name(
     arch_overrides: dict[str, int],
 ) -> LoadedTeacher:
     import timm
-
-    from compress.checkpoint import read_state_dict
-    from compress.errors import CheckpointError
-    from compress.models import SHORT_NAMES, load_weights
 
     arch = SHORT_NAMES.get(name, name)
     if not timm.is_model(arch):

@@ -116,4 +116,3 @@ def deepest_output(needs: set[str]) -> str | None:
         if out in needs:
             return out
     return None
-

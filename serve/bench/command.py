@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from serve.bench.config import BenchConfig
+from serve.bench.run import run_bench
+
 
 def _ints(text: str) -> tuple[int, ...]:
     try:
@@ -49,9 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from serve.bench.config import BenchConfig
-    from serve.bench.run import run_bench
-
     cfg = BenchConfig(
         urls=tuple(args.urls),
         offline=args.offline,

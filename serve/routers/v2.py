@@ -37,6 +37,7 @@ from serve.v2.codec import (
     parse_infer_request,
     serialize_bytes,
 )
+from tinymim import __version__
 
 EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration", "statistics"]
 OUTPUT = "logits"
@@ -60,8 +61,6 @@ async def ready(service: Service) -> Response:
 
 @router.get("", summary="Server metadata")
 async def server_metadata() -> dict[str, Any]:
-    from tinymim import __version__
-
     return {"name": "tinymim", "version": __version__, "extensions": EXTENSIONS}
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from compress.evaluation import EvalConfig
+from compress.eval_config import EvalConfig
 from compress.train_config import TrainConfig
 from tinymim.configio import build_config
 from tinymim.errors import ConfigError
