@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tinymim.errors import ConfigError
+from tinymim.configio import build_config
 
 MiB = 1 << 20
 
@@ -102,14 +102,7 @@ class ServeSettings(BaseSettings):
 def load_settings(**values: Any) -> ServeSettings:
     """Build and validate settings; ``values`` whose value is None are left to the environment/defaults.
 
-    Raises ConfigError with one line per invalid setting (pydantic's messages, naming the env variable).
+    Raises ConfigError with one line per invalid setting (pydantic's messages, naming the env variable);
+    the loader is the one every command uses (:func:`tinymim.configio.build_config`).
     """
-    given = {k: v for k, v in values.items() if v is not None}
-    try:
-        return ServeSettings(**given)
-    except ValidationError as err:
-        lines = []
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"]) or "settings"
-            lines.append(f"  {key} (env TINYMIM_{key.upper()}): {e['msg']}")
-        raise ConfigError("invalid serve settings:\n" + "\n".join(lines)) from None
+    return build_config(ServeSettings, values)

@@ -79,3 +79,55 @@ def test_bad_yaml_files(tmp_path):
     (tmp_path / "bad.yaml").write_text("lr: [1,\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         parse(["--config", str(tmp_path / "bad.yaml")])
+
+
+# ------------------------------------------------------------------ pydantic-settings models (the service's)
+
+
+def _settings_class():
+    from pydantic import Field
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
+    class DemoSettings(BaseSettings):
+        model_config = SettingsConfigDict(env_prefix="DEMO_", frozen=True, extra="forbid")
+
+        name: str = Field(description="what to serve")
+        port: int = Field(8000, ge=0, le=65535, description="TCP port")
+        verbose: bool = Field(False, description="log more")
+
+    return DemoSettings
+
+
+def test_settings_get_the_same_flags_yaml_and_precedence(tmp_path, monkeypatch):
+    cls = _settings_class()
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, cls, positional=("name",))
+    assert "(env DEMO_PORT) [default: 8000]" in parser.format_help()
+    monkeypatch.setenv("DEMO_PORT", "9000")
+    monkeypatch.setenv("DEMO_VERBOSE", "true")
+    assert config_from_args(cls, parser.parse_args(["m"])).port == 9000  # env over default
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("port: 9100\n")
+    s = config_from_args(cls, parser.parse_args(["m", "--config", str(cfg)]))
+    assert (s.name, s.port, s.verbose) == ("m", 9100, True)  # the file over env; env where neither speaks
+    assert config_from_args(cls, parser.parse_args(["m", "--config", str(cfg), "--port", "7"])).port == 7
+
+
+def test_settings_errors_name_the_key_and_its_environment_variable():
+    cls = _settings_class()
+    with pytest.raises(ConfigError, match=r"port \(env DEMO_PORT\): Input should be less than or equal to 65535"):
+        build_config(cls, {"name": "m", "port": 70000})
+    with pytest.raises(ConfigError, match="unknown config key 'prot'.*Did you mean: port"):
+        build_config(cls, {"name": "m", "prot": 1})
+
+
+def test_a_field_can_take_another_flag_name():
+    @dataclass(frozen=True)
+    class Timed:
+        duration_s: float = field(default=20.0, metadata=field_help("seconds per level", flag="--duration"))
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, Timed)
+    assert config_from_args(Timed, parser.parse_args(["--duration", "3"])).duration_s == 3.0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--duration-s", "3"])

@@ -1,4 +1,10 @@
-"""Frozen dataclass configs loaded from YAML plus command-line overrides, validated before any work.
+"""The one config loader of every command: YAML plus command-line overrides, validated before any work.
+
+A config is a frozen dataclass (the batch commands: train, distill, ablate, eval, export, quickstart) or a
+pydantic-settings model (the service, whose deployments also set ``TINYMIM_*`` environment variables).
+Both get the same ``--config FILE`` and one ``--flag`` per field, the same unknown-key check with close
+matches, and a :class:`tinymim.errors.ConfigError` naming the key. Precedence: flags > the ``--config`` file
+> (settings only) environment variables > defaults.
 
 Usage in a command module::
 
@@ -11,8 +17,9 @@ Usage in a command module::
     add_config_arguments(parser, TrainConfig)            # --config FILE and one --flag per field
     cfg = config_from_args(TrainConfig, args)            # YAML < CLI; unknown keys, types, values checked
 
-Nested configs are not supported on purpose: one flat, explicit dataclass per command. Lists are given
-on the command line as comma-separated values (``--formats onnx,onnx-int8``).
+Nested configs are not supported on purpose: one flat, explicit config per command. Lists are given
+on the command line as comma-separated values (``--formats onnx,onnx-int8``). pydantic is imported only
+when a settings model is built (it is not a dependency of the training install).
 """
 
 from __future__ import annotations
@@ -34,7 +41,10 @@ C = TypeVar("C")
 
 
 def field_help(text: str, **extra: Any) -> dict[str, Any]:
-    """Metadata for ``dataclasses.field(metadata=...)`` carrying the --help text."""
+    """Metadata for ``dataclasses.field(metadata=...)`` carrying the --help text.
+
+    ``flag="--name"`` gives the option another name than ``--field-name`` (the YAML key stays the field name).
+    """
     return {"help": text, **extra}
 
 
@@ -111,14 +121,52 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def _is_settings(cls: type) -> bool:
+    """A pydantic(-settings) model rather than a dataclass."""
+    return hasattr(cls, "model_fields") and not dataclasses.is_dataclass(cls)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Field:
+    name: str
+    type: Any
+    default: Any  # None also when the field is required
+    help: str
+    flag: str | None = None
+
+
+def _fields(cls: type) -> list[_Field]:
+    if _is_settings(cls):
+        prefix = (getattr(cls, "model_config", {}) or {}).get("env_prefix", "")
+        out = []
+        for name, info in cls.model_fields.items():  # type: ignore[attr-defined]
+            default = None if info.is_required() else info.get_default(call_default_factory=True)
+            env = f" (env {prefix}{name.upper()})" if prefix else ""
+            out.append(_Field(name, info.annotation, default, (info.description or "") + env))
+        return out
+    hints = _hints(cls)
+    return [
+        _Field(
+            f.name,
+            hints[f.name],
+            f.default if f.default is not dataclasses.MISSING else None,
+            f.metadata.get("help", ""),
+            f.metadata.get("flag"),
+        )
+        for f in dataclasses.fields(cls)
+    ]
+
+
 def build_config(cls: type[C], values: dict[str, Any]) -> C:
     """Make ``cls`` from a plain mapping: unknown keys, wrong types and impossible values raise."""
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in _fields(cls)}
     for key in values:
         if key not in names:
             close = difflib.get_close_matches(key, sorted(names), n=3)
             hint = f" Did you mean: {', '.join(close)}?" if close else f" Valid keys: {', '.join(sorted(names))}."
             raise ConfigError(f"unknown config key '{key}' for {cls.__name__}.{hint}")
+    if _is_settings(cls):
+        return _build_settings(cls, values)
     hints = _hints(cls)
     coerced = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
     cfg = cls(**coerced)
@@ -126,6 +174,22 @@ def build_config(cls: type[C], values: dict[str, Any]) -> C:
     if validate is not None:
         validate()
     return cfg
+
+
+def _build_settings(cls: type[C], values: dict[str, Any]) -> C:
+    """A pydantic-settings model: values that are None are left to the environment and the defaults."""
+    from pydantic import ValidationError
+
+    prefix = (getattr(cls, "model_config", {}) or {}).get("env_prefix", "")
+    try:
+        return cls(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"]) or "settings"
+            env = f" (env {prefix}{key.upper()})" if prefix else ""
+            lines.append(f"  {key}{env}: {e['msg']}")
+        raise ConfigError(f"invalid {cls.__name__} settings:\n" + "\n".join(lines)) from None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -145,13 +209,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, positional: tuple[str, ...] = ()) -> None:
     """``--config FILE`` plus one option per field (positional for the names in ``positional``)."""
     parser.add_argument("--config", metavar="YAML", help="YAML file of config keys; command-line flags win")
-    hints = _hints(cls)
-    for f in dataclasses.fields(cls):
-        help_text = f.metadata.get("help", "")
-        default = f.default if f.default is not dataclasses.MISSING else None
+    for f in _fields(cls):
+        help_text = f.help
+        default = f.default
         if isinstance(default, tuple):
             default = ",".join(map(str, default))
-        inner, _ = _base_type(hints[f.name])
+        inner, _ = _base_type(f.type)
         if typing.get_origin(inner) is typing.Literal:
             help_text += f" (one of: {', '.join(map(str, typing.get_args(inner)))})"
         help_text += f" [default: {default}]"
@@ -161,16 +224,21 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, position
             if f.name.startswith("no_"):  # argparse would read --no-x as "x is False": name it positively
                 raise TypeError(f"{cls.__name__}.{f.name}: boolean config fields must not start with 'no_'")
             parser.add_argument(
-                _flag(f.name), dest=f.name, default=None, action=argparse.BooleanOptionalAction, help=help_text
+                f.flag or _flag(f.name),
+                dest=f.name,
+                default=None,
+                action=argparse.BooleanOptionalAction,
+                help=help_text,
             )
         else:
-            parser.add_argument(_flag(f.name), dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
+            flag = f.flag or _flag(f.name)
+            parser.add_argument(flag, dest=f.name, default=None, metavar=flag[2:].upper(), help=help_text)
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace) -> C:
     """Merge ``--config`` YAML (if any) with the flags the user actually gave, then validate."""
     values: dict[str, Any] = load_yaml(args.config) if getattr(args, "config", None) else {}
-    for f in dataclasses.fields(cls):
+    for f in _fields(cls):
         v = getattr(args, f.name, None)
         if v is not None:
             values[f.name] = v
