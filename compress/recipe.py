@@ -240,7 +240,7 @@ def training_preprocess(
     elif init is not None:
         crop_pct = init.crop_pct
     else:
-        crop_pct = 1.0 if data.native_size else 0.875
+        crop_pct = data.crop_pct
     interpolation = cfg.interpolation or (init.interpolation if init is not None else "bicubic")
     return Preprocess((channels, img_size, img_size), mean, std, interpolation, crop_pct)
 

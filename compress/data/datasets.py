@@ -60,6 +60,12 @@ class DataBundle:
     channels: int = 3  # channels the datasets' images are converted to (1: "L", 3: "RGB")
     labelled: bool = True
 
+    @property
+    def crop_pct(self) -> float:
+        """The evaluation center-crop fraction that suits this data: 1.0 when the images all have the model's
+        native size (Fashion-MNIST), else timm's 0.875 (resize the shorter side to size / 0.875, crop)."""
+        return 1.0 if self.native_size else 0.875
+
 
 class Subset:
     """The items of ``ds`` at ``indices`` (keeps ``targets``)."""

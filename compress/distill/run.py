@@ -115,7 +115,7 @@ def distill_once(cfg: DistillConfig) -> Path:
     )
     s_mean = tuple(cfg.student_mean or bundle.mean)
     s_std = tuple(cfg.student_std or bundle.std)
-    s_pre = Preprocess((chans, img, img), s_mean, s_std, "bicubic", 1.0)
+    s_pre = Preprocess((chans, img, img), s_mean, s_std, "bicubic", bundle.crop_pct)
 
     d = build_distillation(
         teacher.model,
