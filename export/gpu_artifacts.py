@@ -23,7 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from export.fp16 import FP16_BLOCKED_OPS, fp16_onnx
+from export.onnx_export import set_metadata
+from export.quantize import TENSORRT_RECIPE, quantize_static_qdq
+from export.tensorrt_build import build_engine, tensorrt_status
 from serve.bundle import Artifact, sha256_file
+from serve.runtimes.cuda_probe import onnxruntime_cuda
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +48,8 @@ class GpuBuild:
 def format_status(fmt: str) -> tuple[bool, str]:
     """(buildable here, reason if not) for one GPU format."""
     if fmt == "onnx-cuda-fp16":
-        from serve.runtimes.cuda_probe import onnxruntime_cuda
-
         probe = onnxruntime_cuda()
         return probe.ok, probe.reason
-    from export.tensorrt_build import tensorrt_status
 
     return tensorrt_status()
 
@@ -122,10 +124,6 @@ def build_gpu_artifacts(
 
 
 def _onnx_cuda_fp16(portable: Path, out: Path, metadata: dict[str, str], result: GpuBuild) -> Artifact:
-    from export.fp16 import FP16_BLOCKED_OPS, fp16_onnx
-    from export.onnx_export import set_metadata
-    from serve.runtimes.cuda_probe import onnxruntime_cuda
-
     file = FILES["onnx-cuda-fp16"]
     fp16_onnx(portable, out / file)
     set_metadata(out / file, {**metadata, "tinymim.precision": "fp16", "tinymim.execution_provider": "CUDA"})
@@ -165,13 +163,9 @@ def _tensorrt(
     timing_cache: Path,
     result: GpuBuild,
 ) -> Artifact:
-    from export.tensorrt_build import build_engine
-
     precision = fmt.split("-")[1]
     src = portable
     if precision == "int8":
-        from export.quantize import TENSORRT_RECIPE, quantize_static_qdq
-
         if calibration is None:
             raise ValueError("tensorrt-int8 needs calibration images")
         src = work / "model.int8-trt.onnx"

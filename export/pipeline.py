@@ -17,6 +17,7 @@ from export.config import FORMATS, ExportConfig, ExportResult
 from export.errors import ToolMissing
 from export.gate import gate_artifact, thresholds_with_overrides
 from export.gpu_artifacts import GPU_FORMATS, build_gpu_artifacts, format_status
+from export.int8_debug import layer_errors
 from export.latency import interleaved_latency
 from export.onnx_export import (
     INPUT_NAME,
@@ -27,9 +28,15 @@ from export.onnx_export import (
     set_metadata,
     verify_onnx,
 )
+from export.optimize import choose_graph
+from export.quantize import DEFAULT_RECIPE, preprocessed_path, quantize_dynamic_int8, quantize_static_qdq
+from export.report import write_report
 from export.servable import decide_servable, failed_requests
+from export.source import load_eval_set, load_source, serve_inputs, torch_reference
+from export.triton import write_triton_repo
 from serve.bundle import Artifact, Bundle, TensorSpec, sha256_file
-from serve.runtimes import default_device
+from serve.runtimes import default_device, open_runtime
+from tinymim import __version__
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +74,6 @@ def _tools(extra: dict[str, str]) -> dict[str, str]:
     import timm
     import torch
 
-    from tinymim import __version__
-
     tools = {
         "tinymim": __version__,
         "torch": torch.__version__,
@@ -92,8 +97,6 @@ def _artifact(out: Path, name: str, file: str, precision: str, runtime: str, fmt
 
 
 def export_bundle(cfg: ExportConfig) -> ExportResult:
-    from export.source import load_eval_set, load_source, serve_inputs, torch_reference
-
     formats, skipped_formats = resolve_formats(cfg.formats)
     thresholds = thresholds_with_overrides(cfg.gate)
     source = load_source(cfg.checkpoint)
@@ -130,8 +133,6 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
         report["verify_onnx"] = verify_onnx(exported, source.model, input_shape=input_shape, max_batch=cfg.max_batch)
         chosen, portable = exported, exported
         if cfg.optimise:
-            from export.optimize import choose_graph
-
             heads = int(getattr(source.model.blocks[0].attn, "num_heads", 1)) if hasattr(source.model, "blocks") else 1
             opt = choose_graph(
                 exported,
@@ -153,8 +154,6 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
         )
         report["quantization"] = {}
         if "onnx-int8" in formats:
-            from export.quantize import DEFAULT_RECIPE, quantize_dynamic_int8, quantize_static_qdq
-
             report["quantization"]["onnx-int8"] = quantize_static_qdq(
                 portable,
                 out / "model.int8.onnx",
@@ -248,12 +247,9 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
             "notes": notes,
         }
     )
-    from export.report import write_report
 
     write_report(report, out)
     if cfg.triton_repo:
-        from export.triton import write_triton_repo
-
         report["triton_models"] = write_triton_repo(bundle, cfg.triton_repo)
     failed = failed_requests(artifacts, formats)
     if failed:
@@ -263,9 +259,6 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
 
 def _int8_worst_layers(work: Path, qdq: Path, calib: Any) -> list[dict[str, Any]]:
     """The QDQ debugger's ranking of the static INT8 activations (lowest round-trip SQNR first), on 8 images."""
-    from export.int8_debug import layer_errors
-    from export.quantize import preprocessed_path
-
     pre = preprocessed_path(qdq, work)
     if not pre.is_file():  # the pre-pass was skipped: the graph quantized as is is the float reference
         return []
@@ -277,8 +270,6 @@ def _int8_worst_layers(work: Path, qdq: Path, calib: Any) -> list[dict[str, Any]
 
 
 def _measure_latency(bundle: Bundle, cfg: ExportConfig, input_shape: tuple[int, ...]) -> None:
-    from serve.runtimes import open_runtime
-
     runtimes = {}
     for a in bundle.artifacts:
         if a.gate.get("passed"):

@@ -33,7 +33,7 @@ from export.errors import ConversionError, ToolMissing
 from export.fp16 import fp16_onnx
 from export.onnx_export import INPUT_NAME
 from serve.bundle import sha256_file
-from serve.runtimes.tensorrt import current_device
+from serve.runtimes.tensorrt import current_device, tensorrt_probe
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,6 @@ FP32_LAYER_TYPES = ("NORMALIZATION", "SOFTMAX", "REDUCE")
 
 def tensorrt_status() -> tuple[bool, str]:
     """(available, reason): TensorRT, cuda-python, the driver and a GPU are all here; else which one is missing."""
-    from serve.runtimes.tensorrt import tensorrt_probe
-
     probe = tensorrt_probe()
     if probe.ok:
         return True, f"TensorRT {probe.facts['tensorrt']} on {probe.facts['gpu']}"
@@ -147,8 +145,6 @@ def build_engine(
     try:
         import tensorrt as trt
     except ImportError:
-        from serve.runtimes.tensorrt import tensorrt_probe
-
         raise ToolMissing(f"TensorRT engines need TensorRT: {tensorrt_probe().reason}") from None
     facts = device_facts()
     opt_batch = opt_batch or max(1, min(max_batch, 8))

@@ -26,7 +26,7 @@ from serve.middleware import RequestGuard
 from serve.routers import metrics as metrics_router
 from serve.routers import page, v1, v2
 from serve.service import InferenceService
-from serve.settings import ServeSettings
+from serve.settings import ServeSettings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,6 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """The app of one worker process of ``tinymim serve --workers N``: settings from ``TINYMIM_*`` variables."""
-    from serve.settings import load_settings
-
     settings = load_settings()
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"

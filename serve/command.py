@@ -1,7 +1,9 @@
 """``tinymim serve BUNDLE``: run the HTTP service with uvicorn.
 
 Only argparse and pydantic-settings load for ``--help``; FastAPI, uvicorn and ONNX Runtime load in ``run``.
-Flags override ``TINYMIM_*`` environment variables, which override the defaults (see serve/settings.py).
+The flags are ``ServeSettings``' fields (serve/settings.py) through the loader every command uses
+(``tinymim.configio``): flags override a ``--config`` YAML file, which overrides ``TINYMIM_*`` environment
+variables, which override the defaults.
 SIGTERM/SIGINT: uvicorn stops accepting connections and finishes in-flight requests (up to
 ``graceful_timeout_s``), then the lifespan drains the batcher and the process exits 0.
 
@@ -17,58 +19,24 @@ from __future__ import annotations
 import argparse
 import logging
 
+from serve.bundle import load_bundle
+from serve.errors import ServeError
+from serve.procinfo import pin_to_cpus
+from serve.settings import ServeSettings
+from tinymim.configio import add_config_arguments, config_from_args
+
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bundle", help="bundle folder made by 'tinymim export' (env TINYMIM_BUNDLE)", nargs="?")
-    p = parser.add_argument
-    p("--artifact", help="artifact to serve, or 'auto' (default): fastest gate-passing artifact that runs here")
-    p("--device", choices=["auto", "cpu", "cuda"], help="device for ONNX Runtime artifacts (default auto)")
-    p("--host", help="interface to bind (default 127.0.0.1; use 0.0.0.0 in a container)")
-    p("--port", type=int, help="TCP port (default 8000)")
-    p("--max-batch-size", type=int, help="largest dynamic batch (default 32, capped by the bundle)")
-    p("--max-queue-delay-ms", type=float, help="longest wait to fill a batch (default 5)")
-    p(
-        "--batch-policy",
-        choices=["arrivals", "always"],
-        help="wait for a fuller batch only while requests are arriving (default), or always up to the delay",
-    )
-    p("--max-queue", type=int, help="queued samples before 503 (default 256)")
-    p("--request-timeout-s", type=float, help="default per-request timeout (default 30)")
-    p("--max-body-bytes", type=int, help="largest request body (default 16 MiB)")
-    p("--threads", type=int, help="ONNX Runtime intra-op threads per worker (default: usable cores / workers)")
-    p("--workers", type=int, help="server processes sharing the port, each with its own runtime (default 1)")
-    p("--cpus", type=int, help="pin the server to its first N usable CPUs, as on a small device (default: all)")
-    p("--preprocess-workers", type=int, help="image preprocessing threads (default: CPU count)")
-    p("--api-key", help="require this key (Authorization: Bearer KEY); prefer env TINYMIM_API_KEY")
-    p("--model-name", help="model name on the v2 routes (default: the bundle's)")
-    p("--access-log", action="store_true", help="log every request (uvicorn access log)")
+    # one flag per ServeSettings field (help from its description), plus --config YAML: the one config loader
+    add_config_arguments(parser, ServeSettings, positional=("bundle",))
+    parser.add_argument("--access-log", action="store_true", help="log every request (uvicorn access log)")
 
 
-def settings_from_args(args: argparse.Namespace):
-    from serve.settings import load_settings
-
-    keys = (
-        "bundle",
-        "artifact",
-        "device",
-        "host",
-        "port",
-        "max_batch_size",
-        "max_queue_delay_ms",
-        "batch_policy",
-        "max_queue",
-        "request_timeout_s",
-        "max_body_bytes",
-        "threads",
-        "workers",
-        "cpus",
-        "preprocess_workers",
-        "api_key",
-        "model_name",
-    )
-    return load_settings(**{k: getattr(args, k, None) for k in keys})
+def settings_from_args(args: argparse.Namespace) -> ServeSettings:
+    """Flags > the --config file > TINYMIM_* environment variables > defaults."""
+    return config_from_args(ServeSettings, args)
 
 
 def _server_class():
@@ -110,12 +78,8 @@ def run_server(settings, *, access_log: bool = False) -> None:
     import uvicorn
 
     from serve.app import create_app
-    from serve.bundle import load_bundle
-    from serve.errors import ServeError
 
     if settings.cpus:
-        from serve.procinfo import pin_to_cpus
-
         try:
             log.info("pinned to CPUs %s", pin_to_cpus(settings.cpus))
         except ValueError as err:
@@ -147,12 +111,9 @@ def run_server(settings, *, access_log: bool = False) -> None:
         if server.started:
             raise
         err = app.state.service.start_error
-        from serve.errors import ServeError
 
         raise ServeError(f"the server did not start: {err or 'see the log above'}") from exc
     if not server.started:
-        from serve.errors import ServeError
-
         raise ServeError("the server did not start (see the log above)")
 
 

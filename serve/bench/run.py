@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from serve.bench.config import BenchConfig
+from serve.bench.offline import run_offline
+from serve.bench.online import run_online
 from serve.bench.stats import plot_comparison, round_floats
 
 log = logging.getLogger(__name__)
@@ -30,12 +32,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     report: dict[str, Any] = {}
     curves: dict[str, list[float]] = {}
     if cfg.offline:
-        from serve.bench.offline import run_offline
-
         report["offline"] = run_offline(cfg)
     if cfg.urls:
-        from serve.bench.online import run_online
-
         report["online"] = asyncio.run(run_online(cfg))
     rows = []
     for art in (report.get("offline") or {}).get("artifacts", []):

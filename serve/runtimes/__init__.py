@@ -11,6 +11,8 @@ from __future__ import annotations
 from serve.bundle import Artifact, Bundle, verify_artifact
 from serve.errors import RuntimeUnavailable
 from serve.runtimes.base import Runtime
+from serve.runtimes.onnxruntime import OnnxRuntime
+from serve.runtimes.tensorrt import TensorRTRuntime
 
 __all__ = ["GPU_RUNTIMES", "Runtime", "default_device", "open_runtime"]
 
@@ -36,11 +38,7 @@ def open_runtime(
         verify_artifact(bundle, artifact)
     path = bundle.path_of(artifact)
     if artifact.runtime in ("onnxruntime", "onnxruntime-cuda"):
-        from serve.runtimes.onnxruntime import OnnxRuntime
-
         return OnnxRuntime(path, max_batch=bundle.max_batch, device=device, threads=threads)
     if artifact.runtime == "tensorrt":
-        from serve.runtimes.tensorrt import TensorRTRuntime
-
         return TensorRTRuntime(path, max_batch=bundle.max_batch, artifact=artifact)
     raise RuntimeUnavailable(f"artifact {artifact.name}: unknown runtime {artifact.runtime!r}")

@@ -202,13 +202,15 @@ def test_missing_timing_cache_after_build_only_warns(tmp_path, caplog):
 @pytest.fixture
 def fake_trt(monkeypatch):
     """Install the TensorRT test double for one test: its package, a GPU it reports, the status probe."""
+    import export.gpu_artifacts as gpu_artifacts
     import export.tensorrt_build as tb
 
     def install(**kw):
         fake = make_fake_tensorrt(**kw)
         monkeypatch.setitem(sys.modules, "tensorrt", fake)
         monkeypatch.setattr(tb, "device_facts", lambda: {**FACTS, "tensorrt": fake.__version__})
-        monkeypatch.setattr(tb, "tensorrt_status", lambda: (True, "TensorRT test double"))
+        # the status probe is patched where the export looks it up (export.gpu_artifacts.format_status)
+        monkeypatch.setattr(gpu_artifacts, "tensorrt_status", lambda: (True, "TensorRT test double"))
         return fake
 
     return install
