@@ -32,7 +32,7 @@ class ExportConfig:
     formats: tuple[str, ...] = field(
         default=(),
         metadata=field_help(
-            "comma-separated subset of onnx,onnx-int8,onnx-cuda-fp16,tensorrt-fp16,tensorrt-int8; "
+            f"comma-separated subset of {','.join(FORMATS)}; "
             "empty = everything this machine can build (the GPU formats need an NVIDIA GPU)"
         ),
     )

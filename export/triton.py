@@ -18,14 +18,16 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from typing import Any
 
+from serve.bundle import Bundle
+from serve.runtimes import GPU_RUNTIMES  # Triton instance kind GPU for these (the rest KIND_CPU)
+
+# Artifact.runtime -> (Triton platform, file name Triton expects); a runtime missing here has no Triton model.
 PLATFORMS = {
     "onnxruntime": ("onnxruntime_onnx", "model.onnx"),
     "onnxruntime-cuda": ("onnxruntime_onnx", "model.onnx"),
     "tensorrt": ("tensorrt_plan", "model.plan"),
 }
-GPU_RUNTIMES = ("onnxruntime-cuda", "tensorrt")  # Triton instance kind GPU (the rest KIND_CPU)
 
 
 def triton_model_name(model_name: str, artifact_name: str) -> str:
@@ -65,7 +67,7 @@ def config_pbtxt(
     )
 
 
-def write_triton_repo(bundle: Any, repo: str | Path) -> list[str]:
+def write_triton_repo(bundle: Bundle, repo: str | Path) -> list[str]:
     """Write one Triton model per servable ONNX Runtime / TensorRT artifact; returns the model names."""
     repo = Path(repo)
     repo.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,8 @@ class Artifact:
     """One deployable file of the bundle.
 
     name: unique key, e.g. "onnx-fp32", "onnx-int8", "tensorrt-fp16", "tensorrt-int8".
-    format: "onnx" | "tensorrt"; precision: "fp32" | "fp16" | "int8"; runtime: "onnxruntime" | "tensorrt".
+    format: "onnx" | "tensorrt"; precision: "fp32" | "fp16" | "int8";
+    runtime: "onnxruntime" | "onnxruntime-cuda" | "tensorrt" (what serve.runtimes.open_runtime opens it with).
     gate: the accuracy gate's verdict {"passed": bool, "metrics": {...}, "thresholds": {...}}.
     servable: False when the gate failed or the artifact was not worth shipping; ``reason`` says why.
     latency_ms: measured at export time on the export machine, {batch_size: ms} as strings of ints.
