@@ -131,7 +131,7 @@ class ModelCard:
     ``arch`` is the timm model name; ``arch_kwargs`` the overrides passed to ``timm.create_model``
     (img_size, patch_size, depth, num_heads, embed_dim, in_chans, num_classes, global_pool, ...).
     ``distilled_block_heads`` is set when the last block was built with the teacher's head count for
-    relation distillation (METHOD.md section 1); fine-tuning restores ``arch_kwargs['num_heads']``.
+    relation distillation (docs/METHOD.md section 1); fine-tuning restores ``arch_kwargs['num_heads']``.
     ``task`` is "classifier" (head trained) or "backbone" (head untrained, e.g. after distillation).
     """
 

@@ -1,6 +1,6 @@
 """``tinymim train``: supervised training or fine-tuning of a timm ViT (MAE / TinyMIM fine-tune recipe).
 
-Recipe (METHOD.md section 3, scaled to CPU): AdamW (0.9, 0.999), lr = base_lr * batch / 256 with per-update
+Recipe (docs/METHOD.md section 3, scaled to CPU): AdamW (0.9, 0.999), lr = base_lr * batch / 256 with per-update
 linear warm-up then cosine, weight decay 0.05 (none on 1-D params, pos_embed, cls_token), layer-wise lr
 decay 0.65, drop path linear to 0.1, Mixup 0.8 / CutMix 1.0 with label smoothing 0.1 (soft-target CE),
 RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25, global average pooling + fc_norm.

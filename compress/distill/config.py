@@ -75,7 +75,7 @@ class TeacherStudentConfig:
 
 @dataclass(frozen=True)
 class DistillConfig(TeacherStudentConfig):
-    """Every setting of one distillation run (METHOD.md sections 1-3); unknown keys are rejected."""
+    """Every setting of one distillation run (docs/METHOD.md sections 1-3); unknown keys are rejected."""
 
     data: str = field(
         default="builtin:fashion-mnist",
@@ -138,7 +138,7 @@ class DistillConfig(TeacherStudentConfig):
 
     @property
     def warmup(self) -> float:
-        """Warm-up epochs: as given, or 5% of the epochs (METHOD.md section 3: 15 of 300)."""
+        """Warm-up epochs: as given, or 5% of the epochs (docs/METHOD.md section 3: 15 of 300)."""
         return self.epochs * 0.05 if self.warmup_epochs is None else self.warmup_epochs
 
     def validate(self) -> None:

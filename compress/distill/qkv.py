@@ -1,6 +1,6 @@
 """Early-stopped query/key/value extraction from a timm VisionTransformer.
 
-Relation distillation (METHOD.md section 1) needs only one block's q, k, v. This module runs the
+Relation distillation (docs/METHOD.md section 1) needs only one block's q, k, v. This module runs the
 embedding, the blocks before ``block`` and, in ``block`` itself, only ``norm1`` and ``attn.qkv`` (plus
 timm's optional per-head q/k norm). Nothing after that is computed, which is where the speed-up over
 the reference implementation (full teacher forward with materialised attention maps) comes from.

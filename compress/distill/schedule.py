@@ -1,4 +1,4 @@
-"""Optimiser and learning-rate schedule for distillation (METHOD.md section 3).
+"""Optimiser and learning-rate schedule for distillation (docs/METHOD.md section 3).
 
 AdamW, betas (0.9, 0.95), weight decay 0.05 on matrices only (no decay on 1-D parameters and biases),
 lr = base_lr x batch / 256; the per-iteration linear warm-up + cosine to 0 is ``compress.engine.cosine_lr``,

@@ -1,6 +1,6 @@
 """The two-view distillation transform: one crop and flip shared by teacher and student.
 
-METHOD.md section 3: one RandomResizedCrop (scale 0.2-1.0, bicubic) + horizontal flip, sampled once per
+docs/METHOD.md section 3: one RandomResizedCrop (scale 0.2-1.0, bicubic) + horizontal flip, sampled once per
 image and applied to both views; only the student's view also gets ColorJitter 0.4 (brightness,
 contrast, saturation). Each view is then resized to its model's input size with its model's interpolation
 and normalised with its model's own mean/std, all read from the model's card (``tinymim.card.Preprocess``),

@@ -1,4 +1,4 @@
-"""Class-token distillation, the paper's class-token baseline (METHOD.md section 2).
+"""Class-token distillation, the paper's class-token baseline (docs/METHOD.md section 2).
 
     L = KL( softmax(c_t) || softmax(P c_s) )   summed over the D_t channels, mean over the batch
 c_s (B, D_s), c_t (B, D_t): class tokens of the student's last block and the teacher's target block;

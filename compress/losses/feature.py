@@ -1,4 +1,4 @@
-"""Feature distillation (Wei et al. 2022), the paper's feature baseline (METHOD.md section 2).
+"""Feature distillation (Wei et al. 2022), the paper's feature baseline (docs/METHOD.md section 2).
 
     L = SmoothL1_beta=2( W s + b , LN(t) )   averaged over batch x tokens x channels
 s: student tokens (B, N, D_s) from its last block; t: teacher tokens (B, N, D_t) from its target block;

@@ -1,4 +1,4 @@
-"""Logit distillation for classifier teachers (Hinton KD and DeiT's hard variant), METHOD.md section 2.
+"""Logit distillation for classifier teachers (Hinton KD and DeiT's hard variant), docs/METHOD.md section 2.
 
 Soft (Hinton):  KD = KL( softmax(z_t / T) || softmax(z_s / T) ) * T^2   summed over classes, batch mean
 Hard (DeiT):    KD = CE(z_s, argmax z_t)                                 batch mean

@@ -1,4 +1,4 @@
-"""TinyMIM relation distillation (METHOD.md section 1).
+"""TinyMIM relation distillation (docs/METHOD.md section 1).
 
 For one block with M heads of width d (each network its own d):
     R_qk = softmax(q k^T / sqrt(d))        R_vv = softmax(v v^T / sqrt(d))       (softmax over keys)

@@ -1,4 +1,4 @@
-"""Golden values for the relation loss (METHOD.md section 1), computed by hand with ``math``."""
+"""Golden values for the relation loss (docs/METHOD.md section 1), computed by hand with ``math``."""
 
 from __future__ import annotations
 

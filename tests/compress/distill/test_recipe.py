@@ -1,4 +1,4 @@
-"""Recipe details of METHOD.md sections 1 and 3: teacher frozen in eval, drop path, optimiser groups."""
+"""Recipe details of docs/METHOD.md sections 1 and 3: teacher frozen in eval, drop path, optimiser groups."""
 
 from __future__ import annotations
 
