@@ -120,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="runs/bench_ablation", help="folder for every run (reused between calls)")
     ap.add_argument("--name", default=None, help="results file name (default: ablation, or ablation_quick)")
     ap.add_argument("--teacher", choices=("strong", "weak", "random"), default="strong")
+    ap.add_argument(
+        "--teacher-run",
+        default=None,
+        help="use this already trained teacher (a tinymim run folder or checkpoint) instead of training one",
+    )
     ap.add_argument("--patch", type=int, default=7, help="patch size of teacher and students (tokens per image)")
     ap.add_argument("--methods", default="", help="arms, comma-separated (default: all)")
     ap.add_argument("--seeds", default=None, help="e.g. 0,1,2")
@@ -160,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or ("ablation_quick" if args.quick else "ablation")
     work = Path(args.work)
     t0 = time.time()
-    teacher = make_teacher(work, args.teacher, args.patch, args.device)
+    teacher = Path(args.teacher_run) if args.teacher_run else make_teacher(work, args.teacher, args.patch, args.device)
     t_teacher = time.time() - t0
     out = work / name
     if args.share_pretrain:
@@ -199,8 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"## {_title(args)} (benchmarks/ablation.py)\n\nCommand: `{cmd}` (this call {total:.0f} s; runs are reused "
         f"between calls, so this is not the total compute).\n"
-        f"Teacher ({args.teacher}): ViT {TEACHER['embed_dim']} wide, {TEACHER['num_heads']} heads, "
-        f"{TEACHER['depth']} blocks, 28 px / patch {args.patch}, {_teacher_words(args.teacher)}. "
+        f"{_teacher_sentence(args)} "
         f"Students: {STUDENT['student_embed_dim']} wide, {STUDENT['student_num_heads']} heads, "
         f"{STUDENT['student_depth']} blocks. Distillation: crop scale {args.crop_scale_min:g}-1, "
         f"lr {args.distill_base_lr:g} per 256, batch 128, last block {args.last_block_init}; "
@@ -228,6 +232,15 @@ def _overrides(extra: str) -> tuple[str, ...]:
 
 def _title(args: argparse.Namespace) -> str:
     return "Label-scarce ablation on Fashion-MNIST" + ("" if args.name in (None, "ablation") else f": {args.name}")
+
+
+def _teacher_sentence(args: argparse.Namespace) -> str:
+    if args.teacher_run:
+        return f"Teacher: the given run {args.teacher_run} (its card.json and config.yaml say how it was trained)."
+    return (
+        f"Teacher ({args.teacher}): ViT {TEACHER['embed_dim']} wide, {TEACHER['num_heads']} heads, "
+        f"{TEACHER['depth']} blocks, 28 px / patch {args.patch}, {_teacher_words(args.teacher)}."
+    )
 
 
 def _teacher_words(kind: str) -> str:

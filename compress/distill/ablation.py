@@ -266,11 +266,26 @@ def describe_setting(cfg: AblateConfig) -> Setting:
     pool = build_datasets(
         cfg.data, val_split=cfg.val_split, in_chans=chans, limit_train=cfg.pool_limit, allow_unlabelled=True
     )
-    labelled = build_datasets(cfg.labelled_data or cfg.data, val_split=cfg.val_split, in_chans=chans)
+    labelled_source = cfg.labelled_data or cfg.data
+    if not pool.labelled and cfg.labelled_data is None:
+        raise DistillError(
+            f"--data {cfg.data} is an unlabelled folder (no class folders): it can be the distillation pool, but "
+            "the ablation also fine-tunes and scores every arm on labelled images. Give them with --labelled-data "
+            "(a folder of <class>/<image>, or builtin:fashion-mnist)"
+        )
+    labelled = build_datasets(labelled_source, val_split=cfg.val_split, in_chans=chans, allow_unlabelled=True)
+    if not labelled.labelled:
+        raise DistillError(
+            f"--labelled-data {labelled_source} has no class folders, so there is nothing to fine-tune or score on; "
+            f"give {labelled_source}/<class>/<image> (or train/<class>/ and val/<class>/)"
+        )
     sizes = tuple(cfg.labelled) or (len(labelled.train),)
     too_big = [n for n in sizes if n > len(labelled.train)]
     if too_big:
-        raise DistillError(f"labelled subsets {too_big} exceed the {len(labelled.train)} labelled training images")
+        raise DistillError(
+            f"labelled subsets {too_big} exceed the {len(labelled.train)} labelled training images of "
+            f"{labelled_source}; lower --labelled"
+        )
     num_classes = int(getattr(t.model, "num_classes", 0) or 0)
     same_classes = t.is_classifier and num_classes == len(labelled.classes)
     if same_classes and t.labels is not None:

@@ -155,6 +155,25 @@ def test_logits_arms_need_a_classifier_teacher(tiny_distill, tmp_path):
         run_ablation(_cfg(backbone, tmp_path, methods=("relation", "logits")))
 
 
+@pytest.mark.parametrize(
+    ("where", "error"),
+    [
+        ("pool", r"--data .*pool is an unlabelled folder.*--labelled-data"),
+        ("labelled", r"--labelled-data .*pool has no class folders, so there is nothing to fine-tune"),
+        ("too_many", r"labelled subsets \[19\] exceed the 18 labelled training images of .*; lower --labelled"),
+    ],
+)
+def test_refusals_before_any_run(teacher_ckpt, pool, color_folder, tmp_path, where, error):
+    data = {
+        "pool": dict(data=str(pool)),
+        "labelled": dict(data=str(pool), labelled_data=str(pool)),
+        "too_many": dict(data=str(pool), labelled_data=str(color_folder), labelled=(12, 19)),
+    }[where]
+    with pytest.raises(DistillError, match=error):
+        run_ablation(_cfg(teacher_ckpt, tmp_path, **data))
+    assert not list((tmp_path / "abl").glob("*/*"))  # no run folder was started
+
+
 def test_config_errors(teacher_ckpt):
     with pytest.raises(ConfigError, match="valid choices: scratch, scratch_compute, logits, feature"):
         build_config(AblateConfig, dict(teacher=str(teacher_ckpt), methods=("relation", "mae")))
