@@ -37,10 +37,11 @@ def test_concurrent_requests_form_one_batch_and_get_their_own_rows(runtime):
     want = runtime.infer(xs[:, 0])
 
     async def main():
-        b = _batcher(runtime)
+        # The batch closes when it is full (6), never on the 30 s timer: no race with a loaded machine's clock.
+        b = _batcher(runtime, max_batch=6, max_delay_s=30.0)
         await b.warmup((3, 32, 32), [1, 6])
         b.start()
-        res = await asyncio.gather(*(b.run(x, timeout_s=5) for x in xs))
+        res = await asyncio.gather(*(b.run(x, timeout_s=60) for x in xs))
         await b.drain()
         return b, res
 
@@ -82,15 +83,17 @@ def test_batches_are_capped_at_max_batch(runtime):
 
 def test_full_queue_is_refused_at_once(runtime):
     async def main():
-        b = _batcher(runtime, max_queue=3, max_delay_s=0.2)
+        # The first sample waits 30 s for batch-mates (drain, not the timer, releases it): still queued below.
+        b = _batcher(runtime, max_queue=3, max_delay_s=30.0)
         b.start()
-        first = asyncio.create_task(b.run(_samples(1)[0], timeout_s=5))
+        first = asyncio.create_task(b.run(_samples(1)[0], timeout_s=60))
         await asyncio.sleep(0)
+        assert b.depth == 1
         with pytest.raises(Overloaded) as info:
             await b.run(np.zeros((3, 3, 32, 32), np.float32), timeout_s=5)
         assert info.value.status == 503 and info.value.headers["Retry-After"]
-        await first
         await b.drain()
+        assert (await first).logits.shape == (1, 10)
 
     asyncio.run(main())
 
