@@ -43,10 +43,10 @@ COMMON = ["--in-chans", "3", "--limit-val", "1000", "--layer-decay", "1", "--no-
 COMMON += ["--checkpoint-every-steps", "10"]
 STAGES = {
     "vit_tiny": [
-        ["--arch", "vit_tiny", "--img-size", "112", "--limit-train", "12000", "--epochs", "2", "--batch-size", "128"]
+        ["--arch", "vit_tiny", "--img-size", "112", "--limit-train", "6000", "--epochs", "2", "--batch-size", "128"]
         + ["--lr", "2e-3", "--warmup-epochs", "0.2"],
-        ["--init", "{prev}", "--img-size", "224", "--limit-train", "4000", "--epochs", "1", "--batch-size", "64"]
-        + ["--lr", "5e-4", "--warmup-epochs", "0.1"],
+        ["--init", "{prev}", "--img-size", "224", "--limit-train", "512", "--epochs", "1", "--batch-size", "32"]
+        + ["--lr", "3e-4", "--warmup-epochs", "0.1"],
     ],
     "vit_small": [
         ["--arch", "vit_small", "--img-size", "112", "--limit-train", "8000", "--epochs", "2", "--batch-size", "128"]
@@ -73,10 +73,13 @@ def _cpu() -> dict[str, str]:
 
 
 def trained_student(key: str, cache: Path) -> tuple[Path, list[str]]:
-    """The cached 224 px checkpoint of ``key``; missing stages are trained (or resumed) now with `tinymim train`."""
+    """The cached checkpoint of ``key`` (``vit_tiny``: 224 px; ``vit_tiny@112``: its first stage only, 112 px);
+    missing stages are trained (or resumed) now with `tinymim train`."""
+    arch, _, px = key.partition("@")
+    stages = STAGES[arch] if not px else STAGES[arch][: 1 if px == "112" else len(STAGES[arch])]
     commands, prev = [], None
-    for i, flags in enumerate(STAGES[key]):
-        run = cache / f"{key}_stage{i + 1}"
+    for i, flags in enumerate(stages):
+        run = cache / f"{arch}_stage{i + 1}"
         args = [f.replace("{prev}", str(prev)) for f in flags] + COMMON + ["--output", str(run)]
         commands.append(" ".join(["tinymim", "train", *args]))
         started = (run / "last").exists() or (run / ".last.old").exists()
@@ -164,7 +167,10 @@ def bench_model(key: str, args: argparse.Namespace) -> dict[str, Any]:
     from serve.runtimes.onnxruntime import OnnxRuntime
     from tinymim.card import ModelCard
 
-    run, train_cmd = trained_student(key, args.cache)
+    if key in args.checkpoints:
+        run, train_cmd = args.checkpoints[key], []
+    else:
+        run, train_cmd = trained_student(key, args.cache)
     source = load_source(run)
     card: ModelCard = source.card
     ev = load_eval_set(card, None, eval_images=args.eval_images, calib_images=args.calib_images)
@@ -206,6 +212,8 @@ def bench_model(key: str, args: argparse.Namespace) -> dict[str, Any]:
         r.close()
     return {
         "checkpoint": str(run),
+        "arch": f"{card.arch} {card.arch_kwargs}",
+        "input_size": list(shape),
         "train_commands": train_cmd,
         "reference_top1": 100 * float((ref.argmax(1) == ev.labels).mean()),
         "eval_images": len(x),
@@ -239,13 +247,19 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
     for key, r in results.items():
         lat, acc, base = r["latency_ms"], r["accuracy"], r["fp32_baseline"]
         shipped = "static (shipped recipe)"
-        lines += [
-            "",
-            f"### {key} at 224 px, trained on the built-in Fashion-MNIST (upsampled)",
-            "",
+        c, h, w = r["input_size"]
+        how = (
             "Trained once (cached outside the repository) by: "
             + "; then ".join(f"`{c.split(' --output')[0]}`" for c in r["train_commands"])
-            + ".",
+            + "."
+            if r["train_commands"]
+            else f"Checkpoint `{r['checkpoint']}` (its model card records how it was trained)."
+        )
+        lines += [
+            "",
+            f"### {key}: {r['arch']}, {h}x{w} px, {c} channel(s), trained on the built-in Fashion-MNIST",
+            "",
+            how,
             "",
             f"PyTorch FP32 top-1 {r['reference_top1']:.2f}% on {r['eval_images']} held-out images (Fashion-MNIST "
             f"test split); static INT8 calibrated on {r['calib_images']} training images. Speed-ups are against "
@@ -292,7 +306,16 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="shipped recipes only, fewer images and repeats")
-    ap.add_argument("--models", default="vit_tiny", help="comma-separated: vit_tiny, vit_small")
+    ap.add_argument(
+        "--models", default="vit_tiny", help="comma-separated: vit_tiny, vit_small (224 px), vit_tiny@112 (112 px)"
+    )
+    ap.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        type=Path,
+        help="also bench this trained run folder (e.g. the quickstart's student); repeatable",
+    )
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where trained students are kept")
     ap.add_argument("--threads", type=int, default=2, help="intra-op threads for every candidate")
     ap.add_argument("--repeats", type=int, default=None, help="timed calls per candidate and batch size")
@@ -308,10 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     load_before = os.getloadavg()[0]
-    results = {key: bench_model(key, args) for key in args.models.split(",")}
-    flags = " --quick" if args.quick else ""
-    flags += f" --models {args.models}" if args.models != "vit_tiny" else ""
-    flags += f" --threads {args.threads}" if args.threads != 2 else ""
+    args.checkpoints = {p.name if p.name not in ("best", "last") else p.parent.name: p for p in args.checkpoint}
+    keys = [k for k in args.models.split(",") if k] + list(args.checkpoints)
+    results = {key: bench_model(key, args) for key in keys}
+    flags = "".join(f" {a}" for a in (sys.argv[1:] if argv is None else argv))
     meta = {
         "machine": _cpu(),
         "tools": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
