@@ -1,5 +1,6 @@
-# Entry points (see README): `make quickstart`, `make lint` and `make test`. Each creates .venv when missing and
-# installs what it needs; re-running is cheap (the install is redone only when pyproject.toml changes).
+# Entry points (see README): on a fresh machine `make quickstart` and `make test`; also `make lint` and `make gpu-check`.
+# Each creates .venv when missing and installs what it needs; re-running is cheap (the install is redone only when
+# pyproject.toml changes).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
