@@ -69,8 +69,9 @@ def teacher_dir(work: Path, kind: str, patch: int) -> Path:
     return work / f"teacher_{kind}_p{patch}"
 
 
-def make_teacher(work: Path, kind: str, patch: int, device: str) -> Path:
-    """Train (or reuse) the teacher of ``kind``; returns its run folder."""
+def make_teacher(work: Path, kind: str, patch: int, device: str, given: Path | None = None) -> Path:
+    """Train (or reuse) the teacher of ``kind``; returns its run folder. With ``given`` (a trained run), "random"
+    is that run's architecture and card with untrained weights, anything else is ``given`` itself."""
     from compress.checkpoint import save_model
     from compress.models import build_from_card
     from compress.recipe import train_classifier as train
@@ -78,14 +79,18 @@ def make_teacher(work: Path, kind: str, patch: int, device: str) -> Path:
     from tinymim.card import ModelCard
     from tinymim.configio import build_config
 
-    run = teacher_dir(work, kind, patch)
+    if given is not None and kind != "random":
+        return given
+    run = teacher_dir(work, kind, patch) if given is None else work / f"teacher_random_of_{given.name}"
     values = dict(TEACHER, patch_size=patch, device=device, progress=False, output=str(run))
     if kind == "weak":
         values.update(WEAK)
     if kind == "random":  # the strong teacher's architecture and card, untrained weights
-        strong = make_teacher(work, "strong", patch, device)
+        strong = given or make_teacher(work, "strong", patch, device)
         if not (run / "model.safetensors").is_file():
-            card = ModelCard.load(strong / "last" / "card.json")
+            card = ModelCard.load(
+                next(p for p in (strong / "last", strong) if (p / "card.json").is_file()) / "card.json"
+            )
             import torch
 
             torch.manual_seed(0)
@@ -123,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--teacher-run",
         default=None,
-        help="use this already trained teacher (a tinymim run folder or checkpoint) instead of training one",
+        help="use this already trained teacher (a tinymim run folder) instead of training one; with --teacher random: "
+        "its architecture with untrained weights",
     )
     ap.add_argument("--patch", type=int, default=7, help="patch size of teacher and students (tokens per image)")
     ap.add_argument("--methods", default="", help="arms, comma-separated (default: all)")
@@ -165,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or ("ablation_quick" if args.quick else "ablation")
     work = Path(args.work)
     t0 = time.time()
-    teacher = Path(args.teacher_run) if args.teacher_run else make_teacher(work, args.teacher, args.patch, args.device)
+    given = Path(args.teacher_run) if args.teacher_run else None
+    teacher = make_teacher(work, args.teacher, args.patch, args.device, given)
     t_teacher = time.time() - t0
     out = work / name
     if args.share_pretrain:
@@ -235,6 +242,8 @@ def _title(args: argparse.Namespace) -> str:
 
 
 def _teacher_sentence(args: argparse.Namespace) -> str:
+    if args.teacher_run and args.teacher == "random":
+        return f"Teacher: {args.teacher_run}'s architecture with untrained weights (negative control)."
     if args.teacher_run:
         return f"Teacher: the given run {args.teacher_run} (its card.json and config.yaml say how it was trained)."
     return (
