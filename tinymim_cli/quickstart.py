@@ -1,16 +1,21 @@
 """``tinymim quickstart``: the whole product on built-in data, one stage after another.
 
-1. teacher   ``tinymim train``   a ViT-S-width teacher on Fashion-MNIST
-2. distill   ``tinymim distill`` a ViT-T-width student from it, method relation (TinyMIM)
-3. finetune  ``tinymim train --init`` the distilled student
-4. export    ``tinymim export``  ONNX FP32 + INT8 (+ TensorRT FP16 on a GPU) behind the accuracy gate
-5. serve     ``tinymim serve``   a real server on a free loopback port; held-out images over HTTP;
-             ``tinymim bench`` against it; the server is stopped with SIGTERM
-6. summary   parameters, accuracy, latency, speed-up and accuracy cost -> summary.md / summary.json / PNG
+The setting is the one where distillation pays (docs/METHOD.md section 5): a teacher trained on every labelled
+image, a pool of images whose labels the student never sees, and a small labelled subset.
 
-Each stage calls the same ``run_config`` the CLI runs and records ``stage.json`` in its folder when it
-finishes; re-running reuses finished stages whose settings did not change (``--fresh`` starts over). A stage
-that fails stops the run with that stage's own error and keeps everything already done.
+1. teacher   ``tinymim train``         the teacher on all the labelled images
+2. distill   ``tinymim distill``       a 4x+ smaller student on the whole pool, labels unused (relation + logits)
+3. finetune  ``tinymim train --init``  the distilled student on a small labelled subset
+4. scratch   ``tinymim train``         the scratch twin: same architecture, same labelled images, same budget
+5. export    ``tinymim export``        ONNX FP32 + INT8 (+ TensorRT FP16 on a GPU) behind the accuracy gate
+6. serve     ``tinymim serve``         a real server on a free loopback port; held-out images over HTTP;
+             ``tinymim bench`` against it; the server is stopped with SIGTERM
+7. summary   teacher / distilled student / scratch twin side by side: accuracy on the test split, the
+             gain over the scratch twin, parameters, latency and speed-up -> summary.md / summary.json / PNG
+
+Each stage calls the same code the CLI runs and records ``stage.json`` in its folder when it finishes;
+re-running reuses finished stages whose settings did not change (``--fresh`` starts over). A stage that fails
+stops the run with that stage's own error and keeps everything already done.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from tinymim_cli.quickstart_config import SCALES, QuickstartConfig
 log = logging.getLogger(__name__)
 
 STAGE_FILE = "stage.json"
-STAGE_FORMAT = 3  # bump when a stage's result layout changes: older markers are then redone, not misread
+STAGE_FORMAT = 4  # bump when a stage's result layout changes: older markers are then redone, not misread
 
 
 class Stage:
@@ -64,8 +69,10 @@ def _run_stage(stage: Stage, index: int, total: int, fn: Callable[[], dict[str, 
         return cached
     log.info("[%d/%d] %s ...", index, total, stage.name)
     t0 = time.perf_counter()
-    if stage.dir.exists() and stage.name in ("export", "serve"):
-        shutil.rmtree(stage.dir)  # partial outputs of an interrupted stage are rebuilt, never half-trusted
+    stale = (stage.dir / STAGE_FILE).is_file()  # finished earlier with other settings (or other upstream)
+    if stage.dir.exists() and (stale or stage.name in ("export", "serve")):
+        # an interrupted training stage resumes from its last/ state; anything else is rebuilt, never half-trusted
+        shutil.rmtree(stage.dir)
     result = fn()
     seconds = time.perf_counter() - t0
     log.info("[%d/%d] %s done in %.0f s", index, total, stage.name, seconds)
@@ -74,8 +81,9 @@ def _run_stage(stage: Stage, index: int, total: int, fn: Callable[[], dict[str, 
 
 def run_config(cfg: QuickstartConfig) -> dict[str, Any]:
     """Run (or resume) every stage; returns the summary dict also written to summary.json."""
-    from tinymim_cli.quickstart_stages import distill_stage, export_stage, finetune_stage, serve_stage, teacher_stage
+    from tinymim_cli.quickstart_stages import export_stage, serve_stage
     from tinymim_cli.quickstart_summary import write_summary
+    from tinymim_cli.quickstart_training import distill_stage, finetune_stage, scratch_stage, teacher_stage
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the progress
     root = Path(cfg.out)
@@ -85,32 +93,43 @@ def run_config(cfg: QuickstartConfig) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
     sizes = SCALES[cfg.scale]
     t_start = time.perf_counter()
+    common = {"scale": cfg.scale, "device": cfg.device, "seed": cfg.seed, "test": sizes["test"]}
+    labelled = sizes["labelled"]
+    # (name, the stage whose output it reads, its settings, what it runs)
     steps = [
-        (
-            "teacher",
-            {"scale": cfg.scale, "device": cfg.device, **sizes["teacher"]},
-            lambda d: teacher_stage(cfg, d, sizes["teacher"]),
-        ),
+        ("teacher", None, {**common, **sizes["teacher"]}, lambda d: teacher_stage(cfg, d, sizes["teacher"])),
         (
             "distill",
-            {"scale": cfg.scale, "device": cfg.device, **sizes["distill"]},
+            "teacher",
+            {**common, **sizes["distill"]},
             lambda d: distill_stage(cfg, d, root / "teacher", sizes["distill"]),
         ),
         (
             "finetune",
-            {"scale": cfg.scale, "device": cfg.device, **sizes["finetune"]},
-            lambda d: finetune_stage(cfg, d, root / "distill", sizes["finetune"]),
+            "distill",
+            {**common, **labelled, **sizes["finetune"]},
+            lambda d: finetune_stage(cfg, d, root / "distill", labelled, sizes["finetune"]),
         ),
-        ("export", {"scale": cfg.scale, "device": cfg.device}, lambda d: export_stage(cfg, d, root / "finetune")),
+        (
+            "scratch",
+            "finetune",
+            {**common, **labelled, **sizes["scratch"]},
+            lambda d: scratch_stage(cfg, d, root / "finetune", labelled, sizes["scratch"]),
+        ),
+        ("export", "finetune", common, lambda d: export_stage(cfg, d, root / "finetune" / "last")),
         (
             "serve",
-            {"scale": cfg.scale, "bench_seconds": cfg.bench_seconds, "http_images": cfg.http_images},
+            "export",
+            {**common, "bench_seconds": cfg.bench_seconds, "http_images": cfg.http_images},
             lambda d: serve_stage(cfg, d, root / "export" / "bundle"),
         ),
     ]
     results: dict[str, dict[str, Any]] = {}
-    for i, (name, settings, fn) in enumerate(steps, 1):
-        stage = Stage(root, name, settings)
+    recorded: dict[str, dict[str, Any]] = {}
+    for i, (name, upstream, settings, fn) in enumerate(steps, 1):
+        # a stage's record includes its upstream's (recursively), so a redone stage also redoes what reads it
+        recorded[name] = {**settings, "upstream": recorded[upstream] if upstream else None}
+        stage = Stage(root, name, recorded[name])
         results[name] = _run_stage(stage, i, len(steps) + 1, lambda fn=fn, stage=stage: fn(stage.dir))
     log.info("[%d/%d] summary ...", len(steps) + 1, len(steps) + 1)
     summary = write_summary(root, cfg, results, wall_s=time.perf_counter() - t_start)

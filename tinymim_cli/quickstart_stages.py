@@ -1,7 +1,7 @@
-"""The quickstart's stages: each builds the command's own config and calls what the command runs.
+"""The quickstart's delivery stages: export the fine-tuned student, then serve it and measure it over HTTP.
 
-Each function takes the quickstart config, the stage folder and the stage's sizes, and returns a small
-JSON-able dict that the summary reads. Heavy imports stay inside the functions.
+Each builds the command's own config and calls what the command runs, and returns a small JSON-able dict
+that the summary reads. The training stages are in ``tinymim_cli.quickstart_training``.
 """
 
 from __future__ import annotations
@@ -13,12 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from compress.checkpoint import find_resume_dir, load_model
 from compress.data import build_datasets
-from compress.distill.config import DistillConfig
-from compress.distill.run import run_distill
-from compress.recipe import train_classifier
-from compress.train_config import TrainConfig
 from export.config import ExportConfig
 from export.pipeline import export_bundle
 from serve.bench.config import BenchConfig
@@ -29,89 +24,22 @@ from serve.process import ServerProcess
 from serve.runtimes import open_runtime
 from tinymim.configio import build_config
 from tinymim.errors import TinymimError
-from tinymim_cli.quickstart_config import SHORT_RUN_TRAIN, QuickstartConfig
+from tinymim_cli.quickstart_config import DATA, QuickstartConfig
 
 log = logging.getLogger(__name__)
-DATA = "builtin:fashion-mnist"
 
 
 class QuickstartError(TinymimError):
     """A quickstart stage failed; what was already finished is kept."""
 
 
-def _train_values(cfg: QuickstartConfig, stage_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
-
-    values: dict[str, Any] = {"data": DATA, "device": cfg.device, "progress": cfg.progress, **SHORT_RUN_TRAIN, **sizes}
-    values["output"] = str(stage_dir)
-    if find_resume_dir(stage_dir) is not None:
-        log.info("continuing the interrupted run in %s", stage_dir)
-        values["resume"] = str(stage_dir)
-    return values
-
-
-def _model_facts(run_dir: Path) -> dict[str, Any]:
-
-    model, card = load_model(run_dir)
-    c, h, _ = card.preprocess.input_size
-    return {
-        "run": str(run_dir),
-        "arch": card.arch,
-        "size": {
-            "img_size": h,
-            "in_chans": c,
-            "patch_size": model.patch_embed.patch_size[0],
-            "depth": len(model.blocks),
-            "embed_dim": model.embed_dim,
-            "num_heads": card.arch_kwargs.get("num_heads", model.blocks[0].attn.num_heads),
-        },
-        "params": sum(p.numel() for p in model.parameters()),
-        "train_images": card.data.get("train_size"),
-        "epochs": (card.training.get("config") or {}).get("epochs"),
-        "top1": card.metrics.get("top1"),  # None for a distilled backbone (no head trained yet)
-    }
-
-
-def teacher_stage(cfg: QuickstartConfig, stage_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
-
-    values = _train_values(cfg, stage_dir, sizes)
-    values["layer_decay"] = 1.0  # from scratch: layer-wise decay is a fine-tuning device
-    run_dir = train_classifier(build_config(TrainConfig, values))
-    return _model_facts(run_dir)
-
-
-def distill_stage(cfg: QuickstartConfig, stage_dir: Path, teacher_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
-
-    values: dict[str, Any] = {
-        "teacher": str(teacher_dir),
-        "data": DATA,
-        "method": "relation",
-        "device": cfg.device,
-        "output": str(stage_dir),
-        "progress": cfg.progress,
-        "warmup_epochs": 0.1,
-        **sizes,
-    }
-    values["resume"] = find_resume_dir(stage_dir) is not None
-    run_dir = run_distill(build_config(DistillConfig, values))
-    facts = _model_facts(run_dir)
-    return facts
-
-
-def finetune_stage(cfg: QuickstartConfig, stage_dir: Path, distill_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
-
-    values = _train_values(cfg, stage_dir, sizes)
-    values["init"] = str(distill_dir)
-    run_dir = train_classifier(build_config(TrainConfig, values))
-    return _model_facts(run_dir)
-
-
-def export_stage(cfg: QuickstartConfig, stage_dir: Path, finetune_dir: Path) -> dict[str, Any]:
+def export_stage(cfg: QuickstartConfig, stage_dir: Path, weights_dir: Path) -> dict[str, Any]:
 
     eval_images = 300 if cfg.scale == "tiny" else 1000
     export_cfg = build_config(
         ExportConfig,
         {
-            "checkpoint": str(finetune_dir),
+            "checkpoint": str(weights_dir),
             "out": str(stage_dir / "bundle"),
             "eval_images": eval_images,
             "model_name": "quickstart-student",
