@@ -31,6 +31,7 @@ ORDER = [
     "serve_latency",
     "serve_profile",
     "quickstart",
+    "quickstart_settings",
     "gpu_smoke",
 ]
 SKIP = {"run_all"}
