@@ -218,8 +218,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, position
         if typing.get_origin(inner) is typing.Literal:
             help_text += f" (one of: {', '.join(map(str, typing.get_args(inner)))})"
         help_text += f" [default: {default}]"
-        if f.name in positional:
-            parser.add_argument(f.name, nargs="?", default=None, help=help_text)
+        if f.name in positional:  # a list field takes any number of words (none = the default)
+            many = typing.get_origin(inner) in (tuple, list)
+            parser.add_argument(f.name, nargs="*" if many else "?", default=None, help=help_text)
         elif inner is bool:
             if f.name.startswith("no_"):  # argparse would read --no-x as "x is False": name it positively
                 raise TypeError(f"{cls.__name__}.{f.name}: boolean config fields must not start with 'no_'")
@@ -240,7 +241,7 @@ def config_from_args(cls: type[C], args: argparse.Namespace) -> C:
     values: dict[str, Any] = load_yaml(args.config) if getattr(args, "config", None) else {}
     for f in _fields(cls):
         v = getattr(args, f.name, None)
-        if v is not None:
+        if v is not None and v != []:  # [] = a list positional given no words
             values[f.name] = v
     return build_config(cls, values)
 

@@ -11,64 +11,15 @@ import json
 
 from serve.bench.config import BenchConfig
 from serve.bench.run import run_bench
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in text.split(",") if v.strip())
+from tinymim.configio import add_config_arguments, config_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    p = parser.add_argument
-    p("urls", nargs="*", metavar="URL", help="running services to load, e.g. http://127.0.0.1:8000 (several: compared)")
-    p("--offline", metavar="BUNDLE", help="time this bundle's artifacts alone (no HTTP); with URLs: also overhead")
-    p(
-        "--artifacts",
-        type=_names,
-        default=("auto",),
-        help="offline: 'all' (every servable artifact), 'auto' (what the server would pick; default) or names",
-    )
-    p("--concurrency", type=_ints, default=(1, 8, 32), help="comma-separated concurrency levels (default 1,8,32)")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--duration", type=float, default=20.0, help="seconds per concurrency level, and per offline artifact"
-    )
-    group.add_argument("--requests", type=int, help="requests per level / iterations per batch size (not --duration)")
-    p("--images", help="folder of JPEG/PNG images to send (default: synthetic images at the model's size)")
-    p("--protocol", choices=["v1", "v2"], default="v1", help="v1 (/v1/classify raw body) or v2 (binary BYTES infer)")
-    p("--model", help="model name for v2 (default: asked from the service)")
-    p("--api-key", help="API key of the services")
-    p("--batch-sizes", type=_ints, default=(1, 2, 4, 8, 16, 32), help="offline: batch sizes to time")
-    p("--threads", type=int, help="offline: ONNX Runtime threads (default: --cpus, else all usable cores)")
-    p("--cpus", type=int, help="offline: pin each artifact's process to N CPUs, as on a small device")
-    p("--rounds", type=int, default=3, help="offline: interleaved rounds, each artifact in a fresh process (default 3)")
-    p("--out", help="folder for bench.json and bench_cdf.png (latency CDFs, accuracy vs p50)")
+    add_config_arguments(parser, BenchConfig, positional=("urls",))
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = BenchConfig(
-        urls=tuple(args.urls),
-        offline=args.offline,
-        artifacts=args.artifacts,
-        concurrency=args.concurrency,
-        duration_s=args.duration,
-        requests=args.requests,
-        images=args.images,
-        protocol=args.protocol,
-        model=args.model,
-        api_key=args.api_key,
-        batch_sizes=args.batch_sizes,
-        threads=args.threads,
-        cpus=args.cpus,
-        rounds=args.rounds,
-        out=args.out,
-    ).validate()
+    cfg = config_from_args(BenchConfig, args)
     report = run_bench(cfg)
     print(render(report))
     if not args.out:

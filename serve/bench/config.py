@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
-from tinymim.errors import ConfigError
+from tinymim.configio import field_help, require
 
 
 @dataclass(frozen=True)
@@ -22,30 +23,53 @@ class BenchConfig:
     ``cpus`` usable CPUs, and ONNX Runtime gets ``threads`` intra-op threads (default: ``cpus``).
     """
 
-    urls: tuple[str, ...] = ()
-    offline: str | None = None
-    artifacts: tuple[str, ...] = ("auto",)  # artifact names, "auto" (what the server would pick) or "all"
-    concurrency: tuple[int, ...] = (1, 8, 32)
-    duration_s: float = 20.0
-    requests: int | None = None
-    images: str | None = None
-    protocol: str = "v1"
-    model: str | None = None
-    api_key: str | None = None
-    warmup: int = 5
-    timeout_s: float = 60.0
-    out: str | None = None  # folder for bench.json + bench_cdf.png
+    urls: tuple[str, ...] = field(
+        default=(), metadata=field_help("running services to load, e.g. http://127.0.0.1:8000 (several: compared)")
+    )
+    offline: str | None = field(
+        default=None,
+        metadata=field_help("time this bundle's artifacts alone (no HTTP); with URLs: also overhead"),
+    )
+    artifacts: tuple[str, ...] = field(
+        default=("auto",),
+        metadata=field_help("offline: 'all' (every servable artifact), 'auto' (what the server would pick) or names"),
+    )
+    concurrency: tuple[int, ...] = field(default=(1, 8, 32), metadata=field_help("comma-separated concurrency levels"))
+    duration_s: float = field(
+        default=20.0,
+        metadata=field_help("seconds per concurrency level, and per offline artifact", flag="--duration"),
+    )
+    requests: int | None = field(
+        default=None, metadata=field_help("requests per level / iterations per batch size (wins over --duration)")
+    )
+    images: str | None = field(
+        default=None, metadata=field_help("folder of JPEG/PNG images to send (default: synthetic, at the model's size)")
+    )
+    protocol: Literal["v1", "v2"] = field(
+        default="v1", metadata=field_help("v1 (/v1/classify raw body) or v2 (binary BYTES infer)")
+    )
+    model: str | None = field(default=None, metadata=field_help("model name for v2 (default: asked from the service)"))
+    api_key: str | None = field(default=None, metadata=field_help("API key of the services"))
+    warmup: int = field(default=5, metadata=field_help("requests sent to each service before timing starts"))
+    timeout_s: float = field(
+        default=60.0, metadata=field_help("seconds before one request counts as an error", flag="--timeout")
+    )
+    out: str | None = field(
+        default=None, metadata=field_help("folder for bench.json and bench_cdf.png (latency CDFs, accuracy vs p50)")
+    )
     # offline only
-    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-    threads: int | None = None
-    cpus: int | None = None
-    rounds: int = 3
+    batch_sizes: tuple[int, ...] = field(
+        default=(1, 2, 4, 8, 16, 32), metadata=field_help("offline: batch sizes to time")
+    )
+    threads: int | None = field(
+        default=None, metadata=field_help("offline: ONNX Runtime threads (default: --cpus, else all usable cores)")
+    )
+    cpus: int | None = field(
+        default=None, metadata=field_help("offline: pin each artifact's process to N CPUs, as on a small device")
+    )
+    rounds: int = field(default=3, metadata=field_help("offline: interleaved rounds, each artifact in a fresh process"))
 
     def validate(self) -> BenchConfig:
-        def require(ok: bool, msg: str) -> None:
-            if not ok:
-                raise ConfigError(msg)
-
         require(bool(self.urls) or self.offline is not None, "give one or more service URLs, --offline BUNDLE, or both")
         for url in self.urls:
             require(url.startswith(("http://", "https://")), f"URL must start with http:// or https://, got {url!r}")

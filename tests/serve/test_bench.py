@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 
 import pytest
 
 from serve.bench import BenchConfig, run_bench
+from serve.bench.command import add_arguments
 from serve.bundle import Artifact, load_bundle, sha256_file
 from tests.serve.helpers import image_bytes, start_server
+from tinymim.configio import config_from_args
 from tinymim.errors import ConfigError
 from tinymim_cli.main import main
 
@@ -122,3 +125,28 @@ def test_config_is_checked_before_any_work(tiny):
     with pytest.raises(ConfigError, match="no-such-artifact"):
         run_bench(BenchConfig(offline=str(tiny.path), artifacts=("no-such-artifact",)))
     assert main(["bench"]) == 2
+
+
+def test_flags_and_yaml_go_through_the_one_config_loader(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    argv = ["http://a:1", "http://b:2", "--concurrency", "1,4", "--duration", "3", "--protocol", "v2"]
+    cfg = config_from_args(BenchConfig, parser.parse_args(argv))
+    assert (cfg.urls, cfg.concurrency, cfg.duration_s, cfg.protocol) == (
+        ("http://a:1", "http://b:2"),
+        (1, 4),
+        3.0,
+        "v2",
+    )
+    assert (cfg.artifacts, cfg.batch_sizes, cfg.rounds) == (("auto",), (1, 2, 4, 8, 16, 32), 3)  # the defaults
+    (tmp_path / "bench.yaml").write_text("urls: [http://c:3]\nrequests: 7\ntimeout_s: 5\n")
+    cfg = config_from_args(
+        BenchConfig, parser.parse_args(["--config", str(tmp_path / "bench.yaml"), "--requests", "9"])
+    )
+    assert (cfg.urls, cfg.requests, cfg.timeout_s) == (("http://c:3",), 9, 5.0)  # a flag wins over the file
+    for bad, match in ((["--protocol", "v3"], "allowed values: v1, v2"), (["--rounds", "x"], "rounds")):
+        with pytest.raises(ConfigError, match=match):
+            config_from_args(BenchConfig, parser.parse_args(["http://a:1", *bad]))
+    with pytest.raises(ConfigError, match="Did you mean: duration_s"):
+        (tmp_path / "typo.yaml").write_text("durations: 3\n")
+        config_from_args(BenchConfig, parser.parse_args(["http://a:1", "--config", str(tmp_path / "typo.yaml")]))
