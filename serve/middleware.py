@@ -5,7 +5,7 @@ bytes actually received are counted as they stream in (chunked bodies included) 
 as soon as the count passes the limit, so no request can make the server buffer more than the limit.
 
 Unexpected exceptions are logged here with their traceback and answered with a generic 500 that names
-nothing internal. The request's arrival time is left in the scope (``tinymim.start``) for the routes' timing.
+nothing internal. The request's arrival time is left in the scope (``serve.timing.SCOPE_START``) for the routes' timing.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from serve.errors import RequestError
 from serve.metrics import ServiceMetrics
+from serve.timing import SCOPE_START
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        t0 = scope["tinymim.start"] = time.perf_counter()
+        t0 = scope[SCOPE_START] = time.perf_counter()
         state = {"status": 500, "started": False}
 
         async def send_wrapper(message: dict) -> None:

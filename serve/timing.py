@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 STAGES = ("decode", "preprocess", "queue", "compute", "encode")
+SCOPE_START = "tinymim.start"  # ASGI scope key: perf_counter() when the request reached the service (middleware)
 
 
 @dataclass
@@ -35,6 +36,11 @@ class RequestTiming:
     encode: float = 0.0
     batch_sizes: tuple[int, ...] = ()
     total: float = 0.0
+
+    @classmethod
+    def of_request(cls, scope: dict) -> RequestTiming:
+        """A request's timing, started when serve.middleware.RequestGuard first saw it (or now)."""
+        return cls(start=scope.get(SCOPE_START) or time.perf_counter())
 
     def finish(self) -> RequestTiming:
         """Stamp the total (call once the response body is built)."""

@@ -139,7 +139,7 @@ async def _images(request: Request) -> list[bytes]:
 
 async def classify(request: Request) -> Response:
     """Classify one or more images; answers top-k labels and scores per image, and the timing split."""
-    timing = RequestTiming(start=request.scope.get("tinymim.start") or time.perf_counter())
+    timing = RequestTiming.of_request(request.scope)
     check_api_key(request)
     service = ready_service_of(request)
     k = _top_k(request.query_params.get("top_k"), len(service.labels))

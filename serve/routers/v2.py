@@ -205,7 +205,7 @@ def _outputs(s: InferenceService, req: InferRequest, logits: np.ndarray) -> tupl
 
 async def infer(request: Request) -> Response:
     """Inference (JSON or binary tensor extension; gzip/deflate bodies)."""
-    timing = RequestTiming(start=request.scope.get("tinymim.start") or time.perf_counter())
+    timing = RequestTiming.of_request(request.scope)
     check_api_key(request)
     params = request.path_params
     s = _model(ready_service_of(request), params["model"], params.get("version"))
