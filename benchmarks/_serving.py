@@ -1,6 +1,6 @@
 """Helpers of benchmarks/serve_latency.py: timing-only bundles, wrk, and what a server process costs.
 
-- ``build_bundle``: a timm ViT with random weights (timing only) exported to ONNX FP32 in a bundle.
+- ``ModelSpec`` / ``build_bundle``: a timm ViT (through compress.models) with random weights, ONNX FP32, a bundle.
 - ``run_wrk``: one wrk run (C load generator, ``apt-get install -y wrk``) with benchmarks/wrk_post.lua.
 - ``Proc``: CPU seconds (event-loop thread vs the other threads) and peak RSS of a server's process tree.
 - ``stage_sums``: the server's per-stage histogram sums from /metrics, to split a window's time by stage.
@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,42 +25,51 @@ WRK_SCRIPT = HERE / "wrk_post.lua"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def build_bundle(
-    root: Path,
-    *,
-    name: str,
-    img_size: int,
-    patch_size: int,
-    depth: int,
-    in_chans: int,
-    mean: list[float],
-    std: list[float],
-    crop_pct: float,
-    max_batch: int = 32,
-) -> Path:
-    import timm
+@dataclass(frozen=True)
+class ModelSpec:
+    """A timing-only model: the architecture (``compress.models.create_model``'s arguments) and its preprocessing."""
+
+    arch: str
+    img_size: int
+    in_chans: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_pct: float
+    patch_size: int | None = None
+    depth: int | None = None
+    embed_dim: int | None = None
+    num_heads: int | None = None
+    num_classes: int = 10
+
+
+def build_bundle(root: Path, *, name: str, spec: ModelSpec, max_batch: int = 32) -> tuple[Path, str]:
+    """``spec``, random weights (timing only), as ONNX FP32 in a bundle; returns the bundle and the shape in words."""
     import torch
 
+    from compress.models import create_model
     from serve.bundle import Artifact, Bundle, TensorSpec, sha256_file
     from tinymim.card import Preprocess
 
     torch.manual_seed(0)
-    model = timm.create_model(
-        "vit_tiny_patch16_224",
-        pretrained=False,
-        num_classes=10,
-        img_size=img_size,
-        patch_size=patch_size,
-        depth=depth,
-        in_chans=in_chans,
-    ).eval()
+    model, kw = create_model(
+        spec.arch,
+        num_classes=spec.num_classes,
+        img_size=spec.img_size,
+        in_chans=spec.in_chans,
+        patch_size=spec.patch_size,
+        depth=spec.depth,
+        num_heads=spec.num_heads,
+        embed_dim=spec.embed_dim,
+    )
+    model.eval()
+    c, size = spec.in_chans, spec.img_size
     root.mkdir(parents=True, exist_ok=True)
     onnx_path = root / "model.onnx"
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
-            (torch.randn(1, in_chans, img_size, img_size),),
+            (torch.randn(1, c, size, size),),
             str(onnx_path),
             input_names=["input"],
             output_names=["logits"],
@@ -69,15 +79,22 @@ def build_bundle(
         )
     Bundle(
         model_name=name,
-        labels=[f"class_{i}" for i in range(10)],
-        preprocess=Preprocess((in_chans, img_size, img_size), tuple(mean), tuple(std), "bicubic", crop_pct),
-        input=TensorSpec("input", "FP32", [-1, in_chans, img_size, img_size]),
-        output=TensorSpec("logits", "FP32", [-1, 10]),
+        labels=[f"class_{i}" for i in range(spec.num_classes)],
+        preprocess=Preprocess((c, size, size), tuple(spec.mean), tuple(spec.std), "bicubic", spec.crop_pct),
+        input=TensorSpec("input", "FP32", [-1, c, size, size]),
+        output=TensorSpec("logits", "FP32", [-1, spec.num_classes]),
         max_batch=max_batch,
         artifacts=[Artifact("onnx-fp32", "model.onnx", "onnx", "fp32", "onnxruntime", sha256_file(onnx_path))],
         source={"note": f"benchmarks/serve_latency.py: timm ViT, random init (timing only): {name}"},
     ).save(root)
-    return root
+    blocks = model.blocks
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    shape = (
+        f"{model.default_cfg.get('architecture', spec.arch)}, width {model.embed_dim}, "
+        f"{blocks[0].attn.num_heads} heads, depth {len(blocks)}, patch {model.patch_embed.patch_size[0]}, {size} px, "
+        f"{c} channel{'s' if c > 1 else ''}, {spec.num_classes} classes, {params:.2f} M parameters"
+    )
+    return root, shape
 
 
 def multipart(image: bytes, field: str = "content", filename: str = "image.png") -> tuple[bytes, str]:
@@ -117,11 +134,16 @@ def run_wrk(url: str, body: Path, content_type: str, *, connections: int, thread
         raise RuntimeError(f"wrk gave no summary (exit {out.returncode}):\n{out.stdout}\n{out.stderr}")
     s = json.loads(line[len("WRKJSON ") :])
     errors = s["non2xx"] + s["connect"] + s["read"] + s["write"] + s["timeout"]
+    answered = s["requests"] - errors
     return {
         "requests": s["requests"],
         "errors": errors,
-        "rps": (s["requests"] - errors) / (s["duration_us"] / 1e6),
-        **{k.replace("_us", "_ms"): s[k] / 1000 for k in ("p50_us", "p90_us", "p99_us", "max_us", "mean_us")},
+        "rps": answered / (s["duration_us"] / 1e6),
+        # no answer in the window (a model slower than the window): no latency to report, not a latency of 0
+        **{
+            k.replace("_us", "_ms"): s[k] / 1000 if answered > 0 else None
+            for k in ("p50_us", "p90_us", "p99_us", "max_us", "mean_us")
+        },
     }
 
 
@@ -201,3 +223,76 @@ def stage_sums(url: str) -> dict[str, float] | None:
         elif line.startswith("tinymim_batch_size_count "):
             out["batch_n"] = float(line.split()[-1])
     return out or None
+
+
+def _ancestors(pid: int, parents: dict[int, int]) -> set[int]:
+    out = set()
+    while pid in parents and pid not in out:
+        out.add(pid)
+        pid = parents[pid]
+    return out
+
+
+def _name(pid: int) -> str:
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    words = [a.decode(errors="replace") for a in args if a]
+    if not words:  # a kernel thread
+        try:
+            return f"[{Path(f'/proc/{pid}/comm').read_text().strip()}]"
+        except OSError:
+            return "?"
+    words[0] = Path(words[0]).name
+    text = " ".join(words)
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+class Neighbours:
+    """CPU seconds used by every process that is not this one or its descendants, between samples (Linux /proc).
+
+    ``sample()`` after each measured window; ``top()`` then names what ran beside the benchmark and how many
+    cores it kept busy on average. Processes that start and end between two samples are not seen.
+    """
+
+    def __init__(self) -> None:
+        self.t0 = self.t_last = time.monotonic()
+        self.last = self._snapshot()
+        self.used: dict[int, float] = {}
+        self.names: dict[int, str] = {}
+
+    @staticmethod
+    def _snapshot() -> dict[int, float]:
+        cpu, parents = {}, {}
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(d.name)] = int(fields[1])
+            cpu[int(d.name)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        me = os.getpid()
+        return {p: c for p, c in cpu.items() if me not in _ancestors(p, parents)}
+
+    def sample(self) -> None:
+        now = self._snapshot()
+        for pid, c in now.items():
+            if pid in self.last and c > self.last[pid]:
+                self.used[pid] = self.used.get(pid, 0.0) + c - self.last[pid]
+                self.names.setdefault(pid, _name(pid))
+        self.last, self.t_last = now, time.monotonic()
+
+    def top(self, n: int = 5, min_cores: float = 0.02) -> list[tuple[str, float]]:
+        """[(command line, cores busy on average)], the busiest first."""
+        wall = max(1e-6, self.t_last - self.t0)
+        by_name: dict[str, float] = {}
+        for pid, secs in self.used.items():
+            by_name[self.names[pid]] = by_name.get(self.names[pid], 0.0) + secs / wall
+        ranked = sorted(by_name.items(), key=lambda kv: -kv[1])
+        return [(k, v) for k, v in ranked[:n] if v >= min_cores]
+
+    def total(self) -> float:
+        return sum(self.used.values()) / max(1e-6, self.t_last - self.t0)

@@ -5,7 +5,7 @@
     python benchmarks/serve_latency.py --quick    # ~3 minutes: 2 rounds, short windows
 
 Two models, ONNX FP32 with random weights (timing only; predictions are meaningless):
-- ``student28``: the quickstart student's shape (ViT-T width 192, 3 heads, depth 4, patch 7, 28 px, 1 channel),
+- ``student28``: the CPU quickstart's student, its shape read from the quickstart's settings (28 px, 1 channel),
   sent a real 28 x 28 Fashion-MNIST test image as PNG;
 - ``vit_tiny224``: timm ``vit_tiny_patch16_224`` at 224 px, sent a 224 x 224 RGB PNG (~100 KB).
 
@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
@@ -47,32 +48,64 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _serving import Proc, build_bundle, multipart, process_tree, run_wrk, stage_sums, wrk_available  # noqa: E402
+from _serving import (  # noqa: E402
+    ModelSpec,
+    Neighbours,
+    Proc,
+    build_bundle,
+    multipart,
+    process_tree,
+    run_wrk,
+    stage_sums,
+    wrk_available,
+)
 
 from serve.bench.stats import summarize  # noqa: E402
 from serve.process import ServerProcess, free_port  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 STAGES = ("decode", "preprocess", "queue", "compute", "encode")
+
+
+def quickstart_student() -> ModelSpec:
+    """The CPU quickstart's student, read from the quickstart's own settings (so this follows the quickstart)."""
+    from compress.data import FASHION_MNIST_MEAN, FASHION_MNIST_STD
+
+    try:
+        from tinymim_cli.quickstart_config import SCALES
+    except ImportError:  # before the CLI moved to tinymim_cli/ (docs/ARCHITECTURE.md): the same module, old home
+        from tinymim.quickstart_config import SCALES
+    teacher, distill = SCALES["cpu"]["teacher"], SCALES["cpu"]["distill"]
+    return ModelSpec(
+        arch=distill["student"],
+        img_size=distill.get("student_img_size") or teacher["img_size"],
+        patch_size=distill.get("student_patch_size") or teacher["patch_size"],
+        depth=distill.get("student_depth"),
+        embed_dim=distill.get("student_embed_dim"),
+        num_heads=distill.get("student_num_heads"),
+        in_chans=1,
+        mean=FASHION_MNIST_MEAN,
+        std=FASHION_MNIST_STD,
+        crop_pct=1.0,
+    )
+
+
+def vit_tiny224() -> ModelSpec:
+    return ModelSpec(
+        arch="vit_tiny", img_size=224, in_chans=3, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), crop_pct=0.875
+    )
+
+
+@dataclass(frozen=True)
+class Model:
+    what: str
+    spec: Callable[[], ModelSpec]
+    target_ratio: float  # the c=16 throughput target, as a share of the runtime's best offline batch
+
+
 MODELS = {
-    "student28": dict(
-        desc="quickstart student shape: ViT-T width 192, 3 heads, depth 4, patch 7, 28 px, 1 channel, 10 classes",
-        build=dict(img_size=28, patch_size=7, depth=4, in_chans=1, mean=[0.286], std=[0.353], crop_pct=1.0),
-        target_ratio=0.6,
-    ),
-    "vit_tiny224": dict(
-        desc="timm vit_tiny_patch16_224: 224 px, 3 channels, 12 blocks, 10 classes",
-        build=dict(
-            img_size=224,
-            patch_size=16,
-            depth=12,
-            in_chans=3,
-            mean=[0.485, 0.456, 0.406],
-            std=[0.229, 0.224, 0.225],
-            crop_pct=0.875,
-        ),
-        target_ratio=0.9,
-    ),
+    "student28": Model("the CPU quickstart's student (`tinymim quickstart --size cpu`)", quickstart_student, 0.6),
+    "vit_tiny224": Model("timm vit_tiny_patch16_224", vit_tiny224, 0.9),
 }
 OVERHEAD_TARGET_MS = 0.8
 
@@ -219,6 +252,17 @@ class Server:
         self.log.close()
 
 
+def drain(srv: Server, body: Path, ctype: str) -> None:
+    """Wait until the requests a wrk run left behind are answered: one more request, queued behind them, answers.
+
+    wrk stops counting when its window ends, but the server still answers what it had accepted (16 requests
+    of a 60 ms model is a second of work); without this they would land in the next window's figures.
+    """
+    content = body.read_bytes()
+    for _ in range(2):
+        httpx.post(srv.url + srv.path, content=content, headers={"content-type": ctype}, timeout=120)
+
+
 def served(srv: Server, image: Path, tmp: Path, window: float) -> dict:
     """One c=1 and one c=16 wrk window against a running server, with its stage split and CPU use."""
     body, ctype = srv.body(image, tmp)
@@ -226,6 +270,7 @@ def served(srv: Server, image: Path, tmp: Path, window: float) -> dict:
     run_wrk(url, body, ctype, connections=16, threads=2, seconds=1)  # wake it up: connections, caches
     out = {}
     for conns, threads in ((1, 1), (16, 2)):
+        drain(srv, body, ctype)
         tinymim = srv.arm.kind == "tinymim"
         m0, c0 = stage_sums(srv.url) if tinymim else None, srv.cpu.cpu()
         w = run_wrk(url, body, ctype, connections=conns, threads=threads, seconds=window)
@@ -245,7 +290,16 @@ def served(srv: Server, image: Path, tmp: Path, window: float) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ run
-def measure(model: str, bundle: Path, image: Path, tmp: Path, rounds: int, window: float, chosen: list[Arm]) -> dict:
+def measure(
+    model: str,
+    bundle: Path,
+    image: Path,
+    tmp: Path,
+    rounds: int,
+    window: float,
+    chosen: list[Arm],
+    beside: Neighbours,
+) -> dict:
     """Every server started once (cold start), then paused; rounds of windows, each server right after its own
     runtime-alone window (the pair sees the same background load), the others paused meanwhile."""
     from serve.bundle import load_bundle
@@ -269,6 +323,7 @@ def measure(model: str, bundle: Path, image: Path, tmp: Path, rounds: int, windo
                 srv.pause(False)
                 rec[arm.key] = {"runtime": runtime.measure(window), **served(srv, image, tmp, window)}
                 srv.pause(True)
+                beside.sample()
             per_round.append(rec)
         extra = {k: {"cold_start_s": v.cold_start_s, "peak_rss_mib": v.cpu.peak_rss_mib()} for k, v in servers.items()}
     finally:
@@ -283,7 +338,7 @@ def med(values) -> float | None:
     return float(median(vals)) if vals else None
 
 
-def summarise(model: str, res: dict, chosen: list[Arm]) -> dict:
+def summarise(model: str, desc: str, res: dict, chosen: list[Arm]) -> dict:
     pairs = [x for r in res["per_round"] for x in r.values()]
     rt = {
         "p50_ms": med(x["runtime"]["p50_ms"] for x in pairs),
@@ -304,7 +359,9 @@ def summarise(model: str, res: dict, chosen: list[Arm]) -> dict:
             "errors": sum(x[c]["errors"] for x in recs for c in ("c1", "c16")),
             "cold_start_s": res["servers"][arm.key]["cold_start_s"],
             "peak_rss_mib": res["servers"][arm.key]["peak_rss_mib"],
-            "overhead_ms": med(x["c1"]["p50_ms"] - x["runtime"]["p50_ms"] for x in recs),
+            "overhead_ms": med(
+                x["c1"]["p50_ms"] - x["runtime"]["p50_ms"] for x in recs if x["c1"]["p50_ms"] is not None
+            ),
             "throughput_ratio": med(x["c16"]["rps"] / x["runtime"]["best"]["samples_per_s"] for x in recs),
         }
         if all("server_ms" in x["c1"] for x in recs):  # the overhead beyond decoding + preprocessing the image
@@ -314,6 +371,7 @@ def summarise(model: str, res: dict, chosen: list[Arm]) -> dict:
                 - x["c1"]["server_ms"]["decode"]
                 - x["c1"]["server_ms"]["preprocess"]
                 for x in recs
+                if x["c1"]["p50_ms"] is not None
             )
         for c in ("c1", "c16"):
             row[f"{c}_cpu_ms"] = {
@@ -326,8 +384,8 @@ def summarise(model: str, res: dict, chosen: list[Arm]) -> dict:
         rows[arm.key] = row
     return {
         "model": model,
-        "desc": MODELS[model]["desc"],
-        "target_ratio": MODELS[model]["target_ratio"],
+        "desc": desc,
+        "target_ratio": MODELS[model].target_ratio,
         "runtime": rt,
         "rows": rows,
     }
@@ -359,23 +417,35 @@ def main() -> int:
     )
     args = ap.parse_args()
     wrk_available()
+    models = args.models.split(",")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        ap.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    # A SIGTERM / SIGHUP (a killed session, a closed terminal) unwinds like Ctrl-C: the servers (paused ones
+    # included) are resumed and stopped in measure()'s finally, never left behind.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
     rounds = args.rounds or (2 if args.quick else 5)
     window = args.window or (2.0 if args.quick else 4.0)
     chosen = [a for a in arms() if not args.arms or a.key in args.arms.split(",")]
     for i, spec in enumerate(args.also_src):
         name, _, path = spec.partition("=")
         chosen.insert(i, Arm(f"src_{name}", f"`tinymim serve` ({name}: {path})", "tinymim", src=path))
-    load_before = os.getloadavg()[0]
+    load_before = os.getloadavg()
+    beside = Neighbours()
+    print(f"1-min load average at start {load_before[0]:.2f} ({os.cpu_count()} CPUs)", flush=True)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         imgs = images(tmp)
-        for model in args.models.split(","):
-            bundle = build_bundle(tmp / model, name=model, **MODELS[model]["build"])
-            res = measure(model, bundle, imgs[model], tmp, rounds, window, chosen)
-            results.append({**summarise(model, res, chosen), "raw": res})
+        for model in models:
+            bundle, shape = build_bundle(tmp / model, name=model, spec=MODELS[model].spec())
+            res = measure(model, bundle, imgs[model], tmp, rounds, window, chosen, beside)
+            results.append({**summarise(model, f"{MODELS[model].what}: {shape}", res, chosen), "raw": res})
     out = {
-        "machine": machine() + f"; 1-min load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end",
+        "machine": machine(),
+        "load_average": {"start": load_before[0], "end": os.getloadavg()[0]},
+        "beside": {"cores": beside.total(), "top": beside.top()},
         "command": "python " + " ".join(["benchmarks/serve_latency.py", *sys.argv[1:]]),
         "rounds": rounds,
         "window_s": window,
@@ -394,11 +464,22 @@ def f(v, nd: int = 2) -> str:
     return "-" if v is None else f"{v:,.{nd}f}"
 
 
+def beside(out: dict) -> str:
+    """What else ran during the measurement: load average and the busiest other processes."""
+    la, b = out["load_average"], out["beside"]
+    top = "; ".join(f"`{name}` {cores:.2f}" for name, cores in b["top"]) or "nothing measurable"
+    return (
+        f"1-min load average {la['start']:.2f} at start, {la['end']:.2f} at end; other processes kept "
+        f"{b['cores']:.2f} cores busy on average (busiest, cores: {top})"
+    )
+
+
 def render(out: dict) -> str:
     lines = [
         "## Serving latency and throughput with wrk (benchmarks/serve_latency.py)",
         "",
         f"Machine: {out['machine']}.  ",
+        f"Beside it: {beside(out)}.  ",
         f"Command: `{out['command']}` ({out['rounds']} interleaved round(s), {out['window_s']:g} s wrk windows; "
         "`apt-get install -y wrk`). wrk (`-t1 -c1`, then `-t2 -c16`) posts the same PNG to every server and "
         "shares the cores with it. Models have random weights (timing only).",

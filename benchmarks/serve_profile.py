@@ -158,7 +158,7 @@ def main() -> int:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        bundle = build_bundle(tmp / "student28", name="student28", **MODELS["student28"]["build"])
+        bundle, _ = build_bundle(tmp / "student28", name="student28", spec=MODELS["student28"].spec())
         image = images(tmp)["student28"]
         for spec in args.also_src:
             name, _, path = spec.partition("=")
