@@ -90,7 +90,7 @@ def build_bundle(root: Path, *, name: str, spec: ModelSpec, max_batch: int = 32)
     blocks = model.blocks
     params = sum(p.numel() for p in model.parameters()) / 1e6
     shape = (
-        f"{model.default_cfg.get('architecture', spec.arch)}, width {model.embed_dim}, "
+        f"ViT width {model.embed_dim}, "
         f"{blocks[0].attn.num_heads} heads, depth {len(blocks)}, patch {model.patch_embed.patch_size[0]}, {size} px, "
         f"{c} channel{'s' if c > 1 else ''}, {spec.num_classes} classes, {params:.2f} M parameters"
     )

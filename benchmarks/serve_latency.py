@@ -395,8 +395,10 @@ def machine() -> str:
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
     import onnxruntime
 
+    usable = os.sched_getaffinity(0)
     return (
-        f"{cpu}, {len(os.sched_getaffinity(0))} cores (shared by the server and wrk), Python "
+        f"{cpu}, {len(usable)} of {os.cpu_count()} cores usable (CPUs {','.join(map(str, sorted(usable)))}; "
+        f"shared by the servers, the runtime alone and wrk), Python "
         f"{platform.python_version()}, onnxruntime {onnxruntime.__version__}"
     )
 
