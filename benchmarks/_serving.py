@@ -258,6 +258,7 @@ class Neighbours:
 
     def __init__(self) -> None:
         self.t0 = self.t_last = time.monotonic()
+        self.load_start = self.load_end = os.getloadavg()[0]
         self.last = self._snapshot()
         self.used: dict[int, float] = {}
         self.names: dict[int, str] = {}
@@ -284,6 +285,7 @@ class Neighbours:
                 self.used[pid] = self.used.get(pid, 0.0) + c - self.last[pid]
                 self.names.setdefault(pid, _name(pid))
         self.last, self.t_last = now, time.monotonic()
+        self.load_end = os.getloadavg()[0]
 
     def top(self, n: int = 5, min_cores: float = 0.02) -> list[tuple[str, float]]:
         """[(command line, cores busy on average)], the busiest first."""
@@ -296,3 +298,10 @@ class Neighbours:
 
     def total(self) -> float:
         return sum(self.used.values()) / max(1e-6, self.t_last - self.t0)
+
+    def describe(self) -> str:
+        top = "; ".join(f"`{name}` {cores:.2f}" for name, cores in self.top()) or "nothing measurable"
+        return (
+            f"1-min load average {self.load_start:.2f} at start, {self.load_end:.2f} at end; other processes kept "
+            f"{self.total():.2f} cores busy on average (busiest, cores: {top})"
+        )

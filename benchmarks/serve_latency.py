@@ -433,9 +433,8 @@ def main() -> int:
     for i, spec in enumerate(args.also_src):
         name, _, path = spec.partition("=")
         chosen.insert(i, Arm(f"src_{name}", f"`tinymim serve` ({name}: {path})", "tinymim", src=path))
-    load_before = os.getloadavg()
     beside = Neighbours()
-    print(f"1-min load average at start {load_before[0]:.2f} ({os.cpu_count()} CPUs)", flush=True)
+    print(f"1-min load average at start {beside.load_start:.2f} ({os.cpu_count()} CPUs)", flush=True)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -446,8 +445,8 @@ def main() -> int:
             results.append({**summarise(model, f"{MODELS[model].what}: {shape}", res, chosen), "raw": res})
     out = {
         "machine": machine(),
-        "load_average": {"start": load_before[0], "end": os.getloadavg()[0]},
-        "beside": {"cores": beside.total(), "top": beside.top()},
+        "beside": beside.describe(),
+        "beside_raw": {"cores": beside.total(), "top": beside.top(), "load": [beside.load_start, beside.load_end]},
         "command": "python " + " ".join(["benchmarks/serve_latency.py", *sys.argv[1:]]),
         "rounds": rounds,
         "window_s": window,
@@ -466,22 +465,12 @@ def f(v, nd: int = 2) -> str:
     return "-" if v is None else f"{v:,.{nd}f}"
 
 
-def beside(out: dict) -> str:
-    """What else ran during the measurement: load average and the busiest other processes."""
-    la, b = out["load_average"], out["beside"]
-    top = "; ".join(f"`{name}` {cores:.2f}" for name, cores in b["top"]) or "nothing measurable"
-    return (
-        f"1-min load average {la['start']:.2f} at start, {la['end']:.2f} at end; other processes kept "
-        f"{b['cores']:.2f} cores busy on average (busiest, cores: {top})"
-    )
-
-
 def render(out: dict) -> str:
     lines = [
         "## Serving latency and throughput with wrk (benchmarks/serve_latency.py)",
         "",
         f"Machine: {out['machine']}.  ",
-        f"Beside it: {beside(out)}.  ",
+        f"Beside it: {out['beside']}.  ",
         f"Command: `{out['command']}` ({out['rounds']} interleaved round(s), {out['window_s']:g} s wrk windows; "
         "`apt-get install -y wrk`). wrk (`-t1 -c1`, then `-t2 -c16`) posts the same PNG to every server and "
         "shares the cores with it. Models have random weights (timing only).",

@@ -29,8 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _serving import WRK_SCRIPT, build_bundle, wrk_available  # noqa: E402
-from serve_latency import MODELS, images  # noqa: E402
+from _serving import WRK_SCRIPT, Neighbours, build_bundle, wrk_available  # noqa: E402
+from serve_latency import MODELS, images, machine  # noqa: E402
 
 from serve.process import ServerProcess  # noqa: E402
 
@@ -122,10 +122,12 @@ def profile(name: str, src: str | None, bundle: Path, image: Path, tmp: Path) ->
     return out
 
 
-def render(results: dict[str, dict], command: str) -> str:
+def render(results: dict[str, dict], command: str, beside: str) -> str:
     lines = [
         "## Where the serving time goes: a profile (benchmarks/serve_profile.py)",
         "",
+        f"Machine: {machine()}.  ",
+        f"Beside it: {beside}.  ",
         f"Command: `{command}` (`pip install py-spy`, `apt-get install -y wrk`). py-spy samples `tinymim serve` "
         "(28 px student, defaults) for 10 s under wrk; the table gives the share of the event-loop thread's busy "
         "samples in each category (innermost matching frame; waiting for the GIL counts to the frame that waits).",
@@ -156,6 +158,7 @@ def main() -> int:
     wrk_available()
     py_spy()
     results = {}
+    others = Neighbours()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         bundle, _ = build_bundle(tmp / "student28", name="student28", spec=MODELS["student28"].spec())
@@ -164,7 +167,8 @@ def main() -> int:
             name, _, path = spec.partition("=")
             results[name] = profile(name, path, bundle, image, tmp)
         results["this checkout"] = profile("this", None, bundle, image, tmp)
-    text = render(results, "python " + " ".join(["benchmarks/serve_profile.py", *sys.argv[1:]]))
+    others.sample()
+    text = render(results, "python " + " ".join(["benchmarks/serve_profile.py", *sys.argv[1:]]), others.describe())
     if args.note:
         text += "\n" + args.note.strip() + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
