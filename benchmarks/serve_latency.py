@@ -70,11 +70,8 @@ STAGES = ("decode", "preprocess", "queue", "compute", "encode")
 def quickstart_student() -> ModelSpec:
     """The CPU quickstart's student, read from the quickstart's own settings (so this follows the quickstart)."""
     from compress.data import FASHION_MNIST_MEAN, FASHION_MNIST_STD
+    from tinymim_cli.quickstart_config import SCALES
 
-    try:
-        from tinymim_cli.quickstart_config import SCALES
-    except ImportError:  # before the CLI moved to tinymim_cli/ (docs/ARCHITECTURE.md): the same module, old home
-        from tinymim.quickstart_config import SCALES
     teacher, distill = SCALES["cpu"]["teacher"], SCALES["cpu"]["distill"]
     return ModelSpec(
         arch=distill["student"],
