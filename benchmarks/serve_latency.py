@@ -3,6 +3,7 @@
     apt-get install -y wrk                        # the C load generator (Debian/Ubuntu; brew install wrk on macOS)
     python benchmarks/serve_latency.py            # ~12 minutes on 2 cores: both models, 5 interleaved rounds
     python benchmarks/serve_latency.py --quick    # ~3 minutes: 2 rounds, short windows
+    python benchmarks/serve_latency.py --models student28 --rounds 3   # one model; the other keeps its last result
 
 Two models, ONNX FP32 with random weights (timing only; predictions are meaningless):
 - ``student28``: the CPU quickstart's student, its shape read from the quickstart's settings (28 px, 1 channel),
@@ -430,25 +431,40 @@ def main() -> int:
     for i, spec in enumerate(args.also_src):
         name, _, path = spec.partition("=")
         chosen.insert(i, Arm(f"src_{name}", f"`tinymim serve` ({name}: {path})", "tinymim", src=path))
-    beside = Neighbours()
-    print(f"1-min load average at start {beside.load_start:.2f} ({os.cpu_count()} CPUs)", flush=True)
-    results = []
+    command = "python " + " ".join(["benchmarks/serve_latency.py", *sys.argv[1:]])
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         imgs = images(tmp)
         for model in models:
+            beside = Neighbours()
+            print(f"1-min load average at start {beside.load_start:.2f} ({os.cpu_count()} CPUs)", flush=True)
             bundle, shape = build_bundle(tmp / model, name=model, spec=MODELS[model].spec())
             res = measure(model, bundle, imgs[model], tmp, rounds, window, chosen, beside)
-            results.append({**summarise(model, f"{MODELS[model].what}: {shape}", res, chosen), "raw": res})
-    out = {
-        "machine": machine(),
-        "beside": beside.describe(),
-        "beside_raw": {"cores": beside.total(), "top": beside.top(), "load": [beside.load_start, beside.load_end]},
-        "command": "python " + " ".join(["benchmarks/serve_latency.py", *sys.argv[1:]]),
-        "rounds": rounds,
-        "window_s": window,
-        "models": results,
-    }
+            results[model] = {
+                **summarise(model, f"{MODELS[model].what}: {shape}", res, chosen),
+                "machine": machine(),
+                "beside": beside.describe(),
+                "beside_raw": {
+                    "cores": beside.total(),
+                    "top": beside.top(),
+                    "load": [beside.load_start, beside.load_end],
+                },
+                "command": command,
+                "rounds": rounds,
+                "window_s": window,
+                "measured_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+                "raw": res,
+            }
+    # A run of some models keeps the other models' last results (each with its own command and machine), so the
+    # models can be measured in separate runs (e.g. one per quiet slot) and still give one report.
+    previous = RESULTS / "serve_latency.json"
+    if previous.exists():
+        old = json.loads(previous.read_text())
+        for m in old.get("models", []):
+            if m["model"] in MODELS and m["model"] not in results and "command" in m:
+                results[m["model"]] = m
+    out = {"models": [results[m] for m in MODELS if m in results]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serve_latency.json").write_text(json.dumps(out, indent=2, default=float))
     text = render(out)
@@ -466,17 +482,18 @@ def render(out: dict) -> str:
     lines = [
         "## Serving latency and throughput with wrk (benchmarks/serve_latency.py)",
         "",
-        f"Machine: {out['machine']}.  ",
-        f"Beside it: {out['beside']}.  ",
-        f"Command: `{out['command']}` ({out['rounds']} interleaved round(s), {out['window_s']:g} s wrk windows; "
-        "`apt-get install -y wrk`). wrk (`-t1 -c1`, then `-t2 -c16`) posts the same PNG to every server and "
-        "shares the cores with it. Models have random weights (timing only).",
+        "wrk (`-t1 -c1`, then `-t2 -c16`; `apt-get install -y wrk`) posts the same PNG to every server and shares "
+        "the cores with it. Models have random weights (timing only).",
         "",
     ]
     for m in out["models"]:
         rt, rows = m["runtime"], m["rows"]
         lines += [
             f"### {m['model']}: {m['desc']}",
+            "",
+            f"Measured {m['measured_utc']} UTC. Machine: {m['machine']}.  ",
+            f"Beside it: {m['beside']}.  ",
+            f"Command: `{m['command']}` ({m['rounds']} interleaved round(s), {m['window_s']:g} s wrk windows).",
             "",
             "| | p50 at c=1 | p99 at c=1 | req/s at c=16 | p99 at c=16 | cold start | peak RSS |",
             "|---|---|---|---|---|---|---|",

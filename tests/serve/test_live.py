@@ -259,6 +259,10 @@ def test_worker_processes_and_cpu_pinning(tiny, tmp_path, reference):
     """--workers 2: two processes share the port, each with its own runtime; --cpus 1 pins them to one CPU."""
     srv = start_server(tiny.path, tmp_path, "--workers", "2", "--cpus", "1", env={"TINYMIM_THREADS": None})
     try:
+        # the server answers once one worker is ready; the metrics below need both (the other may still be loading)
+        deadline = time.monotonic() + 60
+        while srv.log().count(" ready in ") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         imgs = [image_bytes(900 + i) for i in range(24)]
         rs = asyncio.run(_burst(srv.url, [_v2_bytes(im) for im in imgs], 12))
         want = reference(imgs)
