@@ -154,6 +154,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--also-src", action="append", default=[], metavar="NAME=PATH", help="another checkout too")
     ap.add_argument("--note", default="", help="text appended to the section (what the checkouts are)")
+    ap.add_argument("--quick", action="store_true", help="the same run (it takes ~1 minute); for run_all.py --quick")
     args = ap.parse_args()
     wrk_available()
     py_spy()
