@@ -46,7 +46,7 @@ STAGES = {
         ["--arch", "vit_tiny", "--img-size", "112", "--limit-train", "6000", "--epochs", "2", "--batch-size", "128"]
         + ["--lr", "2e-3", "--warmup-epochs", "0.2"],
         ["--init", "{prev}", "--img-size", "224", "--limit-train", "512", "--epochs", "1", "--batch-size", "32"]
-        + ["--lr", "3e-4", "--warmup-epochs", "0.1"],
+        + ["--lr", "3e-4", "--warmup-epochs", "0.1", "--limit-val", "200"],
     ],
     "vit_small": [
         ["--arch", "vit_small", "--img-size", "112", "--limit-train", "8000", "--epochs", "2", "--batch-size", "128"]
@@ -80,7 +80,7 @@ def trained_student(key: str, cache: Path) -> tuple[Path, list[str]]:
     commands, prev = [], None
     for i, flags in enumerate(stages):
         run = cache / f"{arch}_stage{i + 1}"
-        args = [f.replace("{prev}", str(prev)) for f in flags] + COMMON + ["--output", str(run)]
+        args = COMMON + [f.replace("{prev}", str(prev)) for f in flags] + ["--output", str(run)]  # a stage's flags win
         commands.append(" ".join(["tinymim", "train", *args]))
         started = (run / "last").exists() or (run / ".last.old").exists()
         if not started:
