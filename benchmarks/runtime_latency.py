@@ -231,19 +231,9 @@ def _x(a: float, b: float) -> str:
     return f"{a / b:.2f}x"
 
 
-def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
-    m = meta["machine"]
-    lines = [
-        "## Runtime latency and accuracy (CPU): PyTorch eager vs ONNX Runtime FP32 vs INT8",
-        "",
-        f"Machine: {m['cpu']}, {m['cores']} cores visible, AVX512-VNNI {m['avx512_vnni']}, AVX-VNNI "
-        f"{m['avx_vnni']}; {meta['threads']} intra-op thread(s) for every candidate; medians of {meta['repeats']} "
-        f"interleaved calls; 1-min load average before/after {meta['loadavg_1min_before_after']} (shared machine: "
-        f"ratios are fairer than absolutes). torch {meta['tools']['torch']}, "
-        f"onnxruntime {meta['tools']['onnxruntime']}.",
-        "",
-        f"Command: `{meta['command']}`",
-    ]
+def render(results: dict[str, Any]) -> str:
+    """The BENCHMARKS.md section: one subsection per model, each with the machine and command it was measured by."""
+    lines = ["## Runtime latency and accuracy (CPU): PyTorch eager vs ONNX Runtime FP32 vs INT8"]
     for key, r in results.items():
         lat, acc, base = r["latency_ms"], r["accuracy"], r["fp32_baseline"]
         shipped = "static (shipped recipe)"
@@ -255,9 +245,19 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
             if r["train_commands"]
             else f"Checkpoint `{r['checkpoint']}` (its model card records how it was trained)."
         )
+        meta = r["meta"]
+        m = meta["machine"]
         lines += [
             "",
             f"### {key}: {r['arch']}, {h}x{w} px, {c} channel(s), trained on the built-in Fashion-MNIST",
+            "",
+            f"Command: `{meta['command']}`",
+            "",
+            f"Machine: {m['cpu']}, {m['cores']} core(s) visible, AVX512-VNNI {m['avx512_vnni']}, AVX-VNNI "
+            f"{m['avx_vnni']}; {meta['threads']} intra-op thread(s) for every candidate; medians of "
+            f"{meta['repeats']} interleaved calls; 1-min load average before/after "
+            f"{meta['loadavg_1min_before_after']} (shared machine: ratios are fairer than absolutes); measured "
+            f"{meta['when']}. torch {meta['tools']['torch']}, onnxruntime {meta['tools']['onnxruntime']}.",
             "",
             how,
             "",
@@ -307,7 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="shipped recipes only, fewer images and repeats")
     ap.add_argument(
-        "--models", default="vit_tiny", help="comma-separated: vit_tiny, vit_small (224 px), vit_tiny@112 (112 px)"
+        "--models",
+        default=None,
+        help="comma-separated: vit_tiny, vit_small (224 px), vit_tiny@112 (112 px); default vit_tiny, none with "
+        "--checkpoint",
     )
     ap.add_argument(
         "--checkpoint",
@@ -323,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calib-images", type=int, default=256, help="calibration images for static INT8")
     ap.add_argument("--alone-images", type=int, default=200, help="images also run alone (batch independence)")
     ap.add_argument("--profile-runs", type=int, default=5)
+    ap.add_argument("--results", type=Path, default=RESULTS, help="folder of runtime_latency.{json,md}")
     args = ap.parse_args(argv)
     args.repeats = args.repeats or (4 if args.quick else 10)
     args.eval_images = args.eval_images or (200 if args.quick else 1000)
@@ -330,23 +334,30 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime
     import torch
 
-    load_before = os.getloadavg()[0]
     args.checkpoints = {p.name if p.name not in ("best", "last") else p.parent.name: p for p in args.checkpoint}
-    keys = [k for k in args.models.split(",") if k] + list(args.checkpoints)
-    results = {key: bench_model(key, args) for key in keys}
+    models = args.models if args.models is not None else ("" if args.checkpoint else "vit_tiny")
+    keys = [k for k in models.split(",") if k] + list(args.checkpoints)
     flags = "".join(f" {a}" for a in (sys.argv[1:] if argv is None else argv))
-    meta = {
-        "machine": _cpu(),
-        "tools": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
-        "command": "python benchmarks/runtime_latency.py" + flags,
-        "threads": args.threads,
-        "repeats": args.repeats,
-        "loadavg_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-    }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "runtime_latency.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    (RESULTS / "runtime_latency.md").write_text(render(results, meta))
-    print(render(results, meta))
+    out = args.results / "runtime_latency.json"
+    # A run replaces its own models' entries and keeps the others (each entry records its own command and machine).
+    kept = json.loads(out.read_text()).get("results", {}) if out.exists() else {}
+    results = {k: v for k, v in kept.items() if isinstance(v, dict) and "meta" in v}
+    for key in keys:
+        load_before = os.getloadavg()[0]
+        results[key] = bench_model(key, args)
+        results[key]["meta"] = {
+            "machine": _cpu(),
+            "tools": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
+            "command": "python benchmarks/runtime_latency.py" + flags,
+            "threads": args.threads,
+            "repeats": args.repeats,
+            "loadavg_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        }
+    args.results.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"results": results}, indent=2))
+    (args.results / "runtime_latency.md").write_text(render(results))
+    print(render({k: results[k] for k in keys}))
     return 0
 
 
