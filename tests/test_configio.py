@@ -21,6 +21,7 @@ class Demo:
     formats: tuple[str, ...] = ("onnx", "onnx-int8")
     init: str | None = None
     mode: Literal["fast", "full"] = "fast"
+    peak: float | Literal["auto"] | None = None
 
     def validate(self) -> None:
         require(self.lr > 0, f"lr must be positive, got {self.lr}")
@@ -36,6 +37,15 @@ def parse(argv, tmp_path=None):
 def test_defaults_and_cli_types():
     cfg = parse(["--lr", "0.01", "--batch-size", "8", "--amp", "--formats", "onnx", "--mode", "full"])
     assert cfg == Demo(lr=0.01, batch_size=8, amp=True, formats=("onnx",), mode="full")
+
+
+def test_a_union_takes_each_member_and_names_them_all():
+    assert parse(["--peak", "auto"]).peak == "auto"
+    assert parse(["--peak", "2e-3"]).peak == 2e-3
+    assert parse([]).peak is None
+    assert build_config(Demo, {"peak": 0.5}).peak == 0.5
+    with pytest.raises(ConfigError, match="'peak' must be 'auto' or a number, got 'fast'"):
+        build_config(Demo, {"peak": "fast"})
 
 
 def test_yaml_then_cli_wins(tmp_path):

@@ -57,9 +57,15 @@ def _base_type(tp: Any) -> tuple[Any, bool]:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(tp))
         if len(args) == 1:
-            return args[0], True
+            return args[0], optional
+        return typing.Union[tuple(args)], optional  # noqa: UP007 - built from a runtime tuple
     return tp, False
+
+
+def _is_union(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType)
 
 
 def _coerce(key: str, value: Any, tp: Any) -> Any:
@@ -70,6 +76,21 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
             return None
         raise ConfigError(f"config key '{key}' must not be empty (expected {_type_name(inner)})")
     origin = typing.get_origin(inner)
+    if _is_union(inner):  # e.g. ``float | Literal["auto"]``: the first member that accepts the value
+        members = sorted(typing.get_args(inner), key=lambda m: typing.get_origin(m) is not typing.Literal)
+        for member in members:
+            try:
+                return _coerce(key, value, member)
+            except ConfigError:
+                continue
+        words = {float: "a number", int: "an integer", str: "a string", bool: "true or false"}
+        names = " or ".join(
+            ", ".join(map(repr, typing.get_args(m)))
+            if typing.get_origin(m) is typing.Literal
+            else words.get(m, _type_name(m))
+            for m in members
+        )
+        raise ConfigError(f"config key '{key}' must be {names}, got {value!r}")
     if origin is typing.Literal:
         allowed = typing.get_args(inner)
         if value not in allowed:
