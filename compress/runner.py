@@ -9,10 +9,11 @@ sampler position and every RNG, so an interrupted run ends bitwise-equal to an u
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -63,6 +64,7 @@ class FitSettings:
     eval_batch_size: int | None = None
     find_unused_parameters: bool = False
     progress: bool = True
+    patience: int = 3  # epochs without a new best ``best_metric`` before the log says validation stopped improving
 
 
 @dataclass
@@ -289,13 +291,23 @@ def fit(
         }
         last_val = val
         history.append({**record, "_val": val})
-        is_best = bool(
-            settings.best_metric
-            and settings.best_metric in val
-            and (best is None or val[settings.best_metric] > best[f"val_{settings.best_metric}"])
-        )
+        metric = settings.best_metric
+        is_best = bool(metric and metric in val and (best is None or val[metric] > best[f"val_{metric}"]))
         if is_best:
             best = record
+        if metric and best is not None:
+            since = epoch - best["epoch"]
+            record.update({f"best_val_{metric}": best[f"val_{metric}"], "best_epoch": best["epoch"]})
+            record["epochs_since_best"] = since
+            if since == settings.patience and dist.is_main:
+                log.warning(
+                    "validation %s has not improved for %d epochs (best %.4g at epoch %d): best/ keeps that "
+                    "checkpoint; more epochs only pay if it improves again",
+                    metric,
+                    since,
+                    best[f"val_{metric}"],
+                    best["epoch"] + 1,
+                )
         if dist.is_main:
             _log_epoch(record, settings.epochs)
             with open(run_dir / "metrics.jsonl", "a") as fh:
@@ -305,7 +317,59 @@ def fit(
                 save_checkpoint(run_dir / "best", save_module, card_for(val), None)
         save_last(epoch + 1, 0, pos["step"], {})
         barrier(dist)
+    if dist.is_main and settings.best_metric and best is not None and history:
+        _log_best(history[-1], best, settings.best_metric, settings.epochs)
     return FitResult(run_dir=run_dir, history=[_public(h) for h in history], best=best)
+
+
+def _log_best(last: dict[str, Any], best: dict[str, Any], metric: str, epochs: int) -> None:
+    """The run's last line: the best epoch (what best/ holds) against the last one."""
+    key = f"val_{metric}"
+    if best["epoch"] == last["epoch"]:
+        log.info("best validation %s %.4g at the last epoch (%d); best/ = last/", metric, best[key], epochs)
+        return
+    log.info(
+        "best validation %s %.4g at epoch %d of %d (last epoch: %.4g); best/ holds epoch %d. Validation stopped "
+        "improving after epoch %d: fewer epochs would have done, or stronger augmentation may let more epochs pay",
+        metric,
+        best[key],
+        best["epoch"] + 1,
+        epochs,
+        last.get(key, float("nan")),
+        best["epoch"] + 1,
+        best["epoch"] + 1,
+    )
+
+
+class _LazyFileHandler(logging.FileHandler):
+    """Appends to ``path``, creating it (and its folder) only at the first record: a run refused before it
+    logged anything leaves no folder behind."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, mode="a", encoding="utf-8", delay=True)
+
+    def _open(self):  # noqa: ANN202 - logging's own signature
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
+@contextlib.contextmanager
+def run_log(run_dir: str | Path, dist: DistInfo) -> Iterator[Path]:
+    """Copy this package's log records into RUN/train.log (rank 0; appended to when a run resumes)."""
+    path = Path(run_dir) / "train.log"
+    if not dist.is_main:
+        yield path
+        return
+    handler = _LazyFileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger("compress")
+    root.addHandler(handler)
+    try:
+        yield path
+    finally:
+        root.removeHandler(handler)
+        handler.close()
 
 
 def _public(h: dict[str, Any]) -> dict[str, Any]:
