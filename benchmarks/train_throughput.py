@@ -100,6 +100,16 @@ def main() -> int:
         "base_lr": 5e-4,
         "progress": False,
         "warmup_epochs": 0.2,
+        # the hand loop's work per step, pinned (the recipes' defaults depend on the data): MAE fine-tune set
+        "layer_decay": 0.65,
+        "weight_decay": 0.05,
+        "drop_path": 0.1,
+        "mixup": 0.8,
+        "cutmix": 1.0,
+        "label_smoothing": 0.1,
+        "rand_augment": "rand-m9-mstd0.5-inc1",
+        "random_erasing": 0.25,
+        "crop_scale_min": 0.08,
     }
     repeats = args.repeats or (2 if quick else 5)
     ours, theirs = [], []

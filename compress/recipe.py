@@ -1,7 +1,8 @@
-"""The supervised (fine-tune) recipe behind ``tinymim train``: data, model, optimizer, loss, then ``fit``."""
+"""What ``tinymim train`` runs: data, the recipe (``compress.train_recipes``), model, optimizer, loss, ``fit``."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -16,11 +17,13 @@ from compress.data import DataBundle, TransformDataset, build_datasets, build_mi
 from compress.distributed import DistInfo, init_distributed, seed_everything
 from compress.engine import resolve_amp
 from compress.errors import CheckpointError, ModelError
+from compress.lr_range import RANGE_PNG, auto_lr
 from compress.models import create_model, load_weights, resolve_arch
-from compress.runner import FitSettings, classification_eval, fit
+from compress.runner import FitSettings, classification_eval, fit, run_log
 from compress.train_config import TrainConfig
+from compress.train_recipes import DataFacts, Recipe, choose_recipe
 from tinymim.card import ModelCard, Preprocess, adapt_channels, normalisation_problem
-from tinymim.configio import config_to_dict
+from tinymim.configio import build_config, config_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ def build_classifier(
     base.pop("global_pool", None)
     in_chans = data.channels
     base.pop("in_chans", None)
-    img_size = cfg.img_size or base.pop("img_size", None) or data.native_size or 224
+    img_size = input_side(cfg, data, init_card)
     base.pop("img_size", None)
     overrides = {k: getattr(cfg, k) for k in ("patch_size", "depth", "num_heads", "embed_dim") if getattr(cfg, k)}
     base.update(overrides)
@@ -119,11 +122,41 @@ def _run_dir(cfg: TrainConfig, dist: DistInfo) -> Path:
     return path
 
 
+def input_side(cfg: TrainConfig, data: DataBundle, init_card: ModelCard | None) -> int:
+    """Image side the model sees: --img-size, else the --init checkpoint's, else the data's native size, else 224."""
+    init_size = init_card.arch_kwargs.get("img_size") if init_card is not None else None
+    return int(cfg.img_size or init_size or data.native_size or 224)
+
+
+def resolve_recipe(cfg: TrainConfig, data: DataBundle, img_size: int, world_size: int) -> tuple[TrainConfig, Recipe]:
+    """``cfg`` with every value the recipe chose filled in (validated again), and the recipe itself."""
+    facts = DataFacts(
+        train_images=len(data.train),
+        classes=len(data.classes),
+        img_size=img_size,
+        epochs=cfg.epochs,
+        batch=cfg.batch_size * cfg.accum_steps * world_size,
+    )
+    recipe = choose_recipe(cfg, facts)
+    resolved = build_config(TrainConfig, {**dataclasses.asdict(cfg), **recipe.values})
+    return resolved, recipe
+
+
 def train_classifier(cfg: TrainConfig) -> Path:
-    """Run ``cfg`` end to end (what ``tinymim train`` runs); returns the run folder (best/ and last/ inside)."""
+    """Run ``cfg`` end to end (what ``tinymim train`` runs); returns the run folder (best/ and last/ inside).
+
+    The recipe (``compress.train_recipes``: from-scratch without ``init``, fine-tune with it) fills every
+    value ``cfg`` leaves open; the first line of the log (and of RUN/train.log) names it and every value.
+    """
     dist = init_distributed(cfg.device)
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     run_dir = _run_dir(cfg, dist)
+    with run_log(run_dir, dist):
+        _train(cfg, dist, run_dir)
+    return run_dir
+
+
+def _train(cfg: TrainConfig, dist: DistInfo, run_dir: Path) -> None:
     init_sd, init_card = _read_init(cfg.init) if cfg.init else (None, None)
     in_chans = cfg.in_chans
     if in_chans is None and init_card is not None and "in_chans" in init_card.arch_kwargs:
@@ -137,6 +170,11 @@ def train_classifier(cfg: TrainConfig) -> Path:
         limit_val=cfg.limit_val,
         seed=cfg.seed,
     )
+    given = config_to_dict(cfg)  # config.yaml: what was asked (None = the recipe's), so --resume re-derives the same
+    cfg, recipe = resolve_recipe(cfg, data, input_side(cfg, data, init_card), dist.world_size)
+    eff_batch = recipe.facts.batch
+    base_lr = cfg.base_lr * eff_batch / 256
+    log.info("%s", recipe.describe(cfg.lr if cfg.lr is not None else base_lr, cfg.augment))
     model, arch_kwargs, arch = build_classifier(cfg, data, init_card)
     if init_sd is not None:
         report = load_weights(model, init_sd, strict_arch=True)
@@ -144,21 +182,29 @@ def train_classifier(cfg: TrainConfig) -> Path:
     pre = training_preprocess(
         cfg, data, init_card.preprocess if init_card else None, arch_kwargs["in_chans"], arch_kwargs["img_size"]
     )
-    if not cfg.augment:
-        train_tf = eval_transform(pre)
-    else:
-        train_tf = train_transform(
-            pre,
-            rand_augment=None if cfg.rand_augment.lower() == "none" else cfg.rand_augment,
-            random_erasing=cfg.random_erasing,
-            hflip=cfg.hflip,
-            crop_scale=(cfg.crop_scale_min, 1.0),
-        )
+    train_set = TransformDataset(data.train, training_transform(cfg, pre))
     mixup = build_mixup(cfg.mixup, cfg.cutmix, cfg.label_smoothing, len(data.classes)) if cfg.uses_mixup else None
-    smoothing = cfg.label_smoothing if cfg.augment else 0.0
-    eff_batch = cfg.batch_size * cfg.accum_steps * dist.world_size
-    lr = cfg.lr if cfg.lr is not None else cfg.base_lr * eff_batch / 256
+    loss_fn = classification_loss(mixup, cfg.label_smoothing if cfg.augment else 0.0)
+    lr_auto = cfg.lr_auto
+    lr = base_lr if cfg.lr is None or lr_auto else cfg.lr
     optimizer = _optimizer(model, lr=lr, weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay)
+    amp_dtype = resolve_amp(cfg.amp, dist.device)
+    if lr_auto:
+        lr = auto_lr(
+            run_dir,
+            model.to(dist.device),
+            loss_fn,
+            optimizer,
+            train_set,
+            batch_size=cfg.batch_size,
+            effective_batch=eff_batch,
+            seed=cfg.seed,
+            dist=dist,
+            amp_dtype=amp_dtype,
+            num_workers=cfg.num_workers,
+            resume=bool(cfg.resume),
+        )
+        log.info("--lr auto: training with peak lr %.3g (range test: %s)", lr, run_dir / RANGE_PNG)
     settings = FitSettings(
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
@@ -174,8 +220,13 @@ def train_classifier(cfg: TrainConfig) -> Path:
         best_metric="top1",
         progress=cfg.progress,
     )
-    config = config_to_dict(cfg)
-    parents = [str(cfg.init)] if cfg.init else []
+    training = {
+        "command": "train",
+        "parents": [str(cfg.init)] if cfg.init else [],
+        "effective_batch": eff_batch,
+        "lr": lr,
+        "recipe": {**recipe.to_dict(), "lr_auto": lr_auto},
+    }
 
     def make_card(val: dict[str, Any]) -> ModelCard:
         return ModelCard(
@@ -186,14 +237,14 @@ def train_classifier(cfg: TrainConfig) -> Path:
             task="classifier",
             data=dict(data.source_info),
             metrics={k: val[k] for k in ("top1", "top5", "loss", "n") if k in val},
-            training={"command": "train", "parents": parents, "effective_batch": eff_batch, "lr": lr},
+            training=training,
         )
 
     eval_fn = classification_eval(
         TransformDataset(data.val, eval_transform(pre)),
         batch_size=cfg.eval_batch_size or 2 * cfg.batch_size,
         num_workers=cfg.num_workers,
-        amp_dtype=resolve_amp(cfg.amp, dist.device),
+        amp_dtype=amp_dtype,
     )
     log.info(
         "training %s %s on %d images (%d classes), val %d; lr %.3g for batch %d",
@@ -207,18 +258,34 @@ def train_classifier(cfg: TrainConfig) -> Path:
     )
     fit(
         model,
-        loss_fn=classification_loss(mixup, smoothing),
+        loss_fn=loss_fn,
         optimizer=optimizer,
-        train_set=TransformDataset(data.train, train_tf),
+        train_set=train_set,
         run_dir=run_dir,
         settings=settings,
         dist=dist,
         make_card=make_card,
-        config=config,
+        config=given,
         eval_fn=eval_fn,
         resume=bool(cfg.resume),
     )
-    return run_dir
+
+
+def training_transform(cfg: TrainConfig, pre: Preprocess) -> Callable[[Any], Any]:
+    """timm's training pipeline with the recipe's values; the card's eval transform when nothing is drawn at
+    random (--no-augment, or the recipe's level 0: whole image, no flip, no RandAugment, no erasing)."""
+    still = (
+        cfg.crop_scale_min == 1.0 and cfg.hflip == 0 and cfg.rand_augment.lower() == "none" and not cfg.random_erasing
+    )
+    if not cfg.augment or still:
+        return eval_transform(pre)
+    return train_transform(
+        pre,
+        rand_augment=None if cfg.rand_augment.lower() == "none" else cfg.rand_augment,
+        random_erasing=cfg.random_erasing,
+        hflip=cfg.hflip,
+        crop_scale=(cfg.crop_scale_min, 1.0),
+    )
 
 
 def training_preprocess(

@@ -53,25 +53,56 @@ class TrainConfig:
         metadata=field_help("1 or 3 input channels (default: --init's, else 1 for Fashion-MNIST, 3 for folders)"),
     )
     epochs: int = field(default=10, metadata=field_help("training epochs"))
-    warmup_epochs: float = field(
-        default=0.5, metadata=field_help("linear warm-up length in epochs (fractions allowed)")
+    warmup_epochs: float | None = field(
+        default=None,
+        metadata=field_help("linear warm-up in epochs, fractions allowed (default: the recipe's, 10%% of the updates)"),
     )
     batch_size: int = field(default=64, metadata=field_help("images per process per step"))
-    base_lr: float = field(
-        default=5e-4, metadata=field_help("lr for batch 256; lr = base_lr * batch * accum * processes / 256")
+    base_lr: float | None = field(
+        default=None,
+        metadata=field_help(
+            "lr for batch 256; lr = base_lr * batch * accum * processes / 256 "
+            "(default: the recipe's, 4e-3 from scratch, 5e-4 fine-tuning; docs/RECIPES.md)"
+        ),
     )
-    lr: float | None = field(default=None, metadata=field_help("absolute peak lr (overrides base_lr)"))
+    lr: float | Literal["auto"] | None = field(
+        default=None,
+        metadata=field_help("absolute peak lr (overrides base_lr), or auto: pick it with a learning-rate range test"),
+    )
     min_lr: float = field(default=1e-6, metadata=field_help("lr at the end of the cosine"))
-    weight_decay: float = field(default=0.05, metadata=field_help("AdamW weight decay (not on 1-D params)"))
-    layer_decay: float = field(default=0.65, metadata=field_help("layer-wise lr decay; 1 turns it off"))
-    drop_path: float = field(default=0.1, metadata=field_help("stochastic depth rate of the last block (linear ramp)"))
-    mixup: float = field(default=0.8, metadata=field_help("Mixup alpha (0: off)"))
-    cutmix: float = field(default=1.0, metadata=field_help("CutMix alpha (0: off)"))
-    label_smoothing: float = field(default=0.1, metadata=field_help("label smoothing"))
-    rand_augment: str = field(default="rand-m9-mstd0.5-inc1", metadata=field_help("timm RandAugment spec, or 'none'"))
-    random_erasing: float = field(default=0.25, metadata=field_help("random erasing probability"))
-    crop_scale_min: float = field(default=0.08, metadata=field_help("smallest area fraction of RandomResizedCrop"))
-    hflip: float = field(default=0.5, metadata=field_help("horizontal flip probability"))
+    weight_decay: float | None = field(
+        default=None, metadata=field_help("AdamW weight decay, not on 1-D params (default: the recipe's, 0.05)")
+    )
+    layer_decay: float | None = field(
+        default=None,
+        metadata=field_help(
+            "layer-wise lr decay, 1 turns it off (default: the recipe's, 1 from scratch, 0.65 fine-tuning)"
+        ),
+    )
+    drop_path: float | None = field(
+        default=None,
+        metadata=field_help("stochastic depth rate of the last block, linear ramp (default: the recipe's, 0.1)"),
+    )
+    mixup: float | None = field(
+        default=None, metadata=field_help("Mixup alpha, 0: off (default: the recipe's, by epochs)")
+    )
+    cutmix: float | None = field(default=None, metadata=field_help("CutMix alpha, 0: off (default: the recipe's)"))
+    label_smoothing: float | None = field(
+        default=None, metadata=field_help("label smoothing (default: the recipe's: 0 for short runs, else 0.1)")
+    )
+    rand_augment: str = field(
+        default="auto", metadata=field_help("timm RandAugment spec, 'none' (off) or 'auto' (the recipe's)")
+    )
+    random_erasing: float | None = field(
+        default=None, metadata=field_help("random erasing probability (default: the recipe's)")
+    )
+    crop_scale_min: float | None = field(
+        default=None,
+        metadata=field_help("smallest area fraction of RandomResizedCrop (default: the recipe's, by image size)"),
+    )
+    hflip: float | None = field(
+        default=None, metadata=field_help("horizontal flip probability (default: the recipe's)")
+    )
     augment: bool = field(
         default=True,
         metadata=field_help(
@@ -130,24 +161,39 @@ class TrainConfig:
         require(self.epochs >= 1, f"config key 'epochs' must be >= 1, got {self.epochs}")
         require(self.batch_size >= 1, f"config key 'batch_size' must be >= 1, got {self.batch_size}")
         require(self.accum_steps >= 1, f"config key 'accum_steps' must be >= 1, got {self.accum_steps}")
-        require(self.warmup_epochs >= 0, f"config key 'warmup_epochs' must be >= 0, got {self.warmup_epochs}")
-        require(self.base_lr > 0, f"config key 'base_lr' must be positive, got {self.base_lr}")
-        require(self.lr is None or self.lr > 0, f"config key 'lr' must be positive, got {self.lr}")
+        require(
+            self.warmup_epochs is None or self.warmup_epochs >= 0,
+            f"config key 'warmup_epochs' must be >= 0, got {self.warmup_epochs}",
+        )
+        require(self.base_lr is None or self.base_lr > 0, f"config key 'base_lr' must be positive, got {self.base_lr}")
+        require(self.lr in (None, "auto") or self.lr > 0, f"config key 'lr' must be positive, got {self.lr}")
         require(self.min_lr >= 0, f"config key 'min_lr' must be >= 0, got {self.min_lr}")
-        require(self.weight_decay >= 0, f"config key 'weight_decay' must be >= 0, got {self.weight_decay}")
-        require(0 < self.layer_decay <= 1, f"config key 'layer_decay' must be in (0, 1], got {self.layer_decay}")
-        require(0 <= self.drop_path < 1, f"config key 'drop_path' must be in [0, 1), got {self.drop_path}")
-        require(self.mixup >= 0 and self.cutmix >= 0, "config keys 'mixup' and 'cutmix' must be >= 0")
         require(
-            0 <= self.label_smoothing < 1, f"config key 'label_smoothing' must be in [0, 1), got {self.label_smoothing}"
+            self.weight_decay is None or self.weight_decay >= 0,
+            f"config key 'weight_decay' must be >= 0, got {self.weight_decay}",
         )
         require(
-            0 <= self.random_erasing <= 1, f"config key 'random_erasing' must be in [0, 1], got {self.random_erasing}"
+            self.layer_decay is None or 0 < self.layer_decay <= 1,
+            f"config key 'layer_decay' must be in (0, 1], got {self.layer_decay}",
         )
         require(
-            0 < self.crop_scale_min <= 1, f"config key 'crop_scale_min' must be in (0, 1], got {self.crop_scale_min}"
+            self.drop_path is None or 0 <= self.drop_path < 1,
+            f"config key 'drop_path' must be in [0, 1), got {self.drop_path}",
         )
-        require(0 <= self.hflip <= 1, f"config key 'hflip' must be in [0, 1], got {self.hflip}")
+        require((self.mixup or 0) >= 0 and (self.cutmix or 0) >= 0, "config keys 'mixup' and 'cutmix' must be >= 0")
+        require(
+            self.label_smoothing is None or 0 <= self.label_smoothing < 1,
+            f"config key 'label_smoothing' must be in [0, 1), got {self.label_smoothing}",
+        )
+        require(
+            self.random_erasing is None or 0 <= self.random_erasing <= 1,
+            f"config key 'random_erasing' must be in [0, 1], got {self.random_erasing}",
+        )
+        require(
+            self.crop_scale_min is None or 0 < self.crop_scale_min <= 1,
+            f"config key 'crop_scale_min' must be in (0, 1], got {self.crop_scale_min}",
+        )
+        require(self.hflip is None or 0 <= self.hflip <= 1, f"config key 'hflip' must be in [0, 1], got {self.hflip}")
         require(
             self.crop_pct is None or 0 < self.crop_pct <= 1,
             f"config key 'crop_pct' must be in (0, 1], got {self.crop_pct}",
@@ -177,4 +223,9 @@ class TrainConfig:
 
     @property
     def uses_mixup(self) -> bool:
-        return self.augment and (self.mixup > 0 or self.cutmix > 0)
+        """Mixup or CutMix is on (a value the recipe has not chosen yet counts as off)."""
+        return self.augment and ((self.mixup or 0) > 0 or (self.cutmix or 0) > 0)
+
+    @property
+    def lr_auto(self) -> bool:
+        return self.lr == "auto"

@@ -42,8 +42,12 @@ def test_tiny_run_learns_and_fills_the_run_folder(tmp_path: Path) -> None:
     best = max(r["val_top1"] for r in records)
     assert best > 45.0, f"chance is 10%, got {best}"  # 1024 Fashion-MNIST images, 4 epochs
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert yaml.safe_load((run / "config.yaml").read_text()) == config_to_dict(cfg)
     model, card = load_model(run)
+    # config.yaml and the card hold what was asked (None: the recipe's); the card also holds what the recipe chose
+    assert yaml.safe_load((run / "config.yaml").read_text()) == config_to_dict(cfg)
+    recipe = card.training["recipe"]
+    assert recipe["name"] == "from-scratch" and recipe["values"]["warmup_epochs"] == 0.3
+    assert "warmup_epochs" not in recipe["chosen"] and "weight_decay" in recipe["chosen"]
     assert card.labels == FASHION_MNIST_CLASSES and card.task == "classifier"
     assert card.preprocess.input_size == (1, 28, 28) and card.preprocess.mean == (0.2860,)
     assert card.arch_kwargs["patch_size"] == 7 and card.arch_kwargs["global_pool"] == "avg"
