@@ -107,6 +107,10 @@ class DistillConfig(TeacherStudentConfig):
     )
     batch_size: int = field(default=256, metadata=field_help("batch size per process"))
     base_lr: float = field(default=1.5e-4, metadata=field_help("lr = base_lr x total batch / 256"))
+    lr: float | Literal["auto"] | None = field(
+        default=None,
+        metadata=field_help("absolute peak lr (overrides base_lr), or auto: pick it with a learning-rate range test"),
+    )
     weight_decay: float = field(default=0.05, metadata=field_help("AdamW weight decay (not on 1-D params/biases)"))
     drop_path: float = field(
         default=0.1, metadata=field_help("student drop path, uniform, none on the distilled block")
@@ -148,6 +152,7 @@ class DistillConfig(TeacherStudentConfig):
         parse_methods(self.method)
         require(self.epochs > 0 and self.batch_size > 0, "epochs and batch_size must be positive")
         require(self.base_lr > 0 and self.weight_decay >= 0, "base_lr must be > 0 and weight_decay >= 0")
+        require(self.lr in (None, "auto") or self.lr > 0, f"config key 'lr' must be positive or auto, got {self.lr}")
         require(
             self.warmup_epochs is None or 0 <= self.warmup_epochs <= self.epochs,
             f"warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs}",

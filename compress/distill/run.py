@@ -18,7 +18,9 @@ from compress.distill.setup import build_distillation
 from compress.distill.teacher_loading import load_teacher
 from compress.distill.transforms import TwoViewTransform
 from compress.distributed import init_distributed, seed_everything
+from compress.engine import resolve_amp
 from compress.losses import parse_methods
+from compress.lr_range import RANGE_PNG, auto_lr
 from compress.models import create_model, resolve_arch
 from compress.runner import FitSettings, classification_eval, fit
 from tinymim.card import ModelCard, Preprocess
@@ -146,8 +148,26 @@ def distill_once(cfg: DistillConfig) -> Path:
         color_jitter=cfg.color_jitter,
     )
     train_set = TransformDataset(bundle.train, transform)
-    lr = scaled_lr(cfg.base_lr, cfg.batch_size * dist.world_size)
+    batch = cfg.batch_size * dist.world_size
+    lr = scaled_lr(cfg.base_lr, batch) if cfg.lr in (None, "auto") else float(cfg.lr)
     optimizer = build_optimizer(d.module, lr=lr, weight_decay=cfg.weight_decay)
+    if cfg.lr == "auto":
+        d.teacher.to(dist.device)
+        lr = auto_lr(
+            run_dir,
+            d.module.to(dist.device),
+            d.loss_fn,
+            optimizer,
+            train_set,
+            batch_size=cfg.batch_size,
+            effective_batch=batch,
+            seed=cfg.seed,
+            dist=dist,
+            amp_dtype=resolve_amp(cfg.amp, dist.device),
+            num_workers=cfg.num_workers,
+            resume=cfg.resume,
+        )
+        log.info("--lr auto: distilling with peak lr %.3g (range test: %s)", lr, run_dir / RANGE_PNG)
     settings = FitSettings(
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
