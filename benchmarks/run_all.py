@@ -23,6 +23,7 @@ RESULTS = HERE / "results"
 OUT = HERE.parent / "BENCHMARKS.md"
 ORDER = [
     "train_throughput",
+    "recipes",
     "distill_step",
     "ablation",
     "ablation_budget8",
