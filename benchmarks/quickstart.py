@@ -105,10 +105,11 @@ def report(runs: list[dict], size: str, seeds: list[int], quick: bool) -> list[s
     for a in first["artifacts"]:
         lat = a.get("latency_ms") or {}
         big = max(lat, key=int) if lat else None
+        b1 = f"{lat['1']:.2f} ms" if "1" in lat else "not timed"
         agree = (a.get("gate") or {}).get("agreement")
         lines.append(
             f"| {a['name']} | {'yes' if a['servable'] else 'no: ' + str(a.get('reason'))} | "
-            f"{'' if agree is None else f'{100 * agree:.2f}%'} | {lat.get('1', float('nan')):.2f} ms | "
+            f"{'' if agree is None else f'{100 * agree:.2f}%'} | {b1} | "
             f"{'' if big is None else f'{lat[big]:.2f} ms (batch {big})'} |"
         )
     served = first["served"]

@@ -148,10 +148,11 @@ def _markdown(cfg: Any, s: dict[str, Any], results: dict[str, dict[str, Any]], w
     for a in results["export"]["artifacts"]:
         lat = a.get("latency_ms") or {}
         big = max(lat, key=int) if lat else None
+        b1 = f"{lat['1']:.2f} ms" if "1" in lat else "not timed"
         agree = (a["gate"] or {}).get("agreement")
         lines.append(
             f"| {a['name']} | {a['precision']} | {'yes' if a['servable'] else 'no'} | "
-            f"{'' if agree is None else f'{100 * agree:.2f}%'} | {lat.get('1', float('nan')):.2f} ms | "
+            f"{'' if agree is None else f'{100 * agree:.2f}%'} | {b1} | "
             f"{'' if big is None else f'{lat[big]:.2f} ms (batch {big})'} | {a.get('reason') or ''} |"
         )
     lines += [
