@@ -57,7 +57,7 @@ def test_cpu_scale_is_the_measured_label_scarce_setting():
     cpu = SCALES["cpu"]
     assert cpu["teacher"]["limit_train"] is None and cpu["distill"]["limit_train"] is None  # all 60,000 images
     assert cpu["distill"]["method"] == "relation:1,logits:1"
-    assert cpu["labelled"]["limit_train"] == 1000 and cpu["labelled"]["epochs"] == 20
+    assert cpu["labelled"]["limit_train"] == 2000 and cpu["labelled"]["epochs"] == 10
     assert cpu["test"]["limit"] is None  # the whole test split
     # The scratch twin and the fine-tuned student share every labelled-budget value ("labelled"); only the
     # optimiser recipe differs (fine-tune: lower lr with layer decay; scratch: its own best lr, no decay).

@@ -134,7 +134,7 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
             warmup_epochs=0.05,
             **_DISTILL,
         ),
-        "labelled": dict(limit_train=1000, limit_val=1000, epochs=20, batch_size=64, augment=False, warmup_epochs=1),
+        "labelled": dict(limit_train=2000, limit_val=1000, epochs=10, batch_size=64, augment=False, warmup_epochs=1),
         "finetune": _FINETUNE,
         "scratch": _SCRATCH,
         "test": dict(limit=None),  # the whole test split
