@@ -71,12 +71,17 @@ def report(runs: list[dict], size: str, seeds: list[int], quick: bool) -> list[s
     ]
     for r in runs:
         stages = ", ".join(f"{k} {v:.0f} s" for k, v in r["stage_seconds"].items())
-        wall = r.get("process_wall_seconds", r["wall_seconds"])
+        if "process_wall_seconds" not in r:  # --reuse of a run not timed by this script: only its stages' times
+            lines.append(
+                f"- seed {r['seed']}: stages {sum(r['stage_seconds'].values()):.0f} s in all ({stages}; a stage "
+                "reused from an earlier run with the same settings shows its original time; not one timed run)."
+            )
+            continue
         cpus = r.get("cpus_available")
         ran_on = "" if cpus is None else f" on {cpus} CPU core(s), OMP_NUM_THREADS={r.get('omp_num_threads')}"
         cpu = r.get("process_cpu_seconds")
         used = "" if cpu is None else f" ({cpu:.0f} s of CPU time)"
-        lines.append(f"- seed {r['seed']}: whole run **{wall:.0f} s**{used}{ran_on} ({stages}).")
+        lines.append(f"- seed {r['seed']}: whole run **{r['process_wall_seconds']:.0f} s**{used}{ran_on} ({stages}).")
     lines += [
         "",
         "| | size | parameters | " + " | ".join(f"top-1 seed {r['seed']}" for r in runs) + " | mean ± sd |",
