@@ -555,8 +555,7 @@ def render(out: dict) -> str:
         "Server total = the sum of the stages, from the request's first byte in the service to its answer "
         "built; the rest of the client's mean is HTTP parsing, the loopback and wrk itself. CPU per request "
         "counts every thread of the server's processes (LitServe: its API and inference processes), so CPU "
-        "ms x req/s / 1000 = cores busy. The per-stage split and the stage histograms exist in one process; "
-        "`--workers 2` rows show CPU only.",
+        "ms x req/s / 1000 = cores busy. `--workers 2` rows: both workers' stage histograms together.",
         "",
     ]
     return "\n".join(lines)

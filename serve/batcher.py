@@ -13,8 +13,8 @@ a lone request never pays the delay; under load, requests queue while the runtim
 on their own. ``policy="always"`` waits the full delay, like Triton's dynamic batcher.
 
 A request that finds the service idle (the only request the HTTP server has in flight, nothing queued or
-running) runs at once on the event loop when the model is fast (its batch-1 compute, a running average
-started at warm-up and updated by every batch of one, is at most ``inline_max_s``): for a millisecond model
+running) runs at once on the event loop when the model is fast (its batch-1 compute, the least of the last
+``BATCH1_WINDOW`` batches of one, warm-up included, is at most ``inline_max_s``): for a millisecond model
 the two thread hand-offs are a noticeable part of the latency, and an idle service has nothing else to do
 meanwhile. Slower models always go through the thread, so the loop keeps reading and decoding requests
 while the runtime computes.
@@ -43,6 +43,7 @@ from serve.runtimes.base import Runtime
 from serve.stats import ModelStats
 
 log = logging.getLogger(__name__)
+BATCH1_WINDOW = 64  # batches of one that the batch-1 compute estimate looks back on
 
 
 class InferenceFailed(ServeError):
@@ -128,7 +129,10 @@ class DynamicBatcher:
         self.arriving_count = 0  # requests announced but not yet submitted (event loop writes, thread reads)
         self.filling = False  # the thread is waiting for a fuller batch
         self.inline_max_s = inline_max_s
-        self.batch1_s = float("inf")  # running average of batch-1 compute (warm-up, then every batch of one)
+        # Batch-1 compute: the least of the recent batches of one. Being descheduled on a busy core only adds
+        # time, so the least is the model's own cost; an average would be pulled over inline_max_s by a few
+        # preemptions and then keep every request on the (slower) thread path. A slower machine raises them all.
+        self._batch1: deque[float] = deque(maxlen=BATCH1_WINDOW)
         self._executing = False  # a runtime call is in progress (thread or inline); guarded by cond
         self.cond = threading.Condition()
         self._pending: deque[_Item] = deque()  # guarded by cond
@@ -153,10 +157,15 @@ class DynamicBatcher:
                 t1 = time.perf_counter()
                 self.runtime.infer(x1)
                 one.append(time.perf_counter() - t1)
-            self.batch1_s = min(one)
+            self._batch1.extend(one)
             return time.perf_counter() - t0
 
         return await asyncio.get_running_loop().run_in_executor(None, run)
+
+    @property
+    def batch1_s(self) -> float:
+        """The model's batch-1 compute in seconds (the least of the recent batches of one; inf before warm-up)."""
+        return min(self._batch1, default=float("inf"))
 
     @property
     def inline(self) -> bool:
@@ -219,7 +228,7 @@ class DynamicBatcher:
 
     def _record(self, b: int, compute: float) -> None:
         if b == 1:
-            self.batch1_s += 0.1 * (compute - self.batch1_s)
+            self._batch1.append(compute)
         self.metrics.batch_size.observe(b)
         self.metrics.inference_seconds.observe(compute)
         self.stats.record_batch(b, compute)

@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from serve.batcher import DynamicBatcher, InferenceFailed
+from serve.batcher import BATCH1_WINDOW, DynamicBatcher, InferenceFailed
 from serve.bundle import load_bundle
 from serve.errors import Overloaded
 from serve.metrics import ServiceMetrics
@@ -203,3 +203,22 @@ def test_an_idle_service_runs_a_fast_model_on_the_event_loop(runtime):
     assert threaded.queue_s > 0 and busy_http.queue_s > 0
     np.testing.assert_allclose(alone.logits, runtime.infer(_samples(1)[0]), atol=1e-5)
     assert b.stats.execution_count == 3 and b.stats.inference_count == 4
+
+
+def test_the_batch1_estimate_ignores_preemptions_and_follows_a_slower_machine(runtime):
+    """A few batches of one slowed by a busy core do not switch the inline lane off; a machine that got slower
+    (every recent batch of one slow) does."""
+
+    async def main():
+        b = _batcher(runtime, policy="arrivals", inline_max_s=1.0)
+        await b.warmup((3, 32, 32), [1])
+        return b
+
+    b = asyncio.run(main())
+    assert b.inline
+    for _ in range(BATCH1_WINDOW // 2):  # preempted runtime calls: descheduled for 5 s each
+        b._record(1, 5.0)
+    assert b.inline and b.batch1_s < 1.0
+    for _ in range(BATCH1_WINDOW):
+        b._record(1, 2.0)
+    assert not b.inline and b.batch1_s == 2.0
