@@ -13,6 +13,7 @@ On built-in Fashion-MNIST with class-balanced training subsets, at ViT-T (192 wi
     python benchmarks/recipes.py --full                 # + ViT-S and 60,000 x 1 epoch (hours on one core)
     python benchmarks/recipes.py --max-minutes 9        # start no new run after ~9 min (exit 3 while runs remain)
     python benchmarks/recipes.py --quick                # ViT-T at 1,000 x 8 / 5,000 x 3 epochs, one seed
+    python benchmarks/recipes.py --widths ViT-S --sizes 5000 --seeds 0   # one cell of the grid
 
 Finished runs in --work are reused (a run's folder is its cache), so a benchmark can be run in pieces; every
 invocation rewrites benchmarks/results/recipes.{md,json,png} from the runs finished so far (and says how many
@@ -244,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="ViT-T at 1,000 x 8 / 5,000 x 3 epochs, one seed")
     ap.add_argument("--full", action="store_true", help="ViT-T and ViT-S at 1,000 / 5,000 / 60,000 images")
     ap.add_argument("--seeds", default="0,1", help="comma-separated seeds (default 0,1; --quick: 0)")
+    ap.add_argument("--widths", default=None, help="comma-separated, of ViT-T,ViT-S (default ViT-T; --full: both)")
+    ap.add_argument("--sizes", default=None, help="comma-separated training images (default 1000,5000; --full: +60000)")
     ap.add_argument("--work", default="runs/bench_recipes", help="run folders (reused when finished)")
     ap.add_argument("--max-minutes", type=float, default=None, help="start no new run after this many minutes")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -253,8 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("compress").setLevel(logging.INFO)
-    widths = list(WIDTHS) if args.full else ["ViT-T"]
-    sizes = [1000, 5000, 60000] if args.full else [1000, 5000]
+    widths = args.widths.split(",") if args.widths else list(WIDTHS) if args.full else ["ViT-T"]
+    sizes = (
+        [int(x) for x in args.sizes.split(",")] if args.sizes else [1000, 5000, 60000] if args.full else [1000, 5000]
+    )
+    if unknown := [w for w in widths if w not in WIDTHS] + [n for n in sizes if n not in EPOCHS]:
+        ap.error(f"unknown width or size {unknown}; widths: {', '.join(WIDTHS)}; sizes: {', '.join(map(str, EPOCHS))}")
     seeds = [0] if args.quick else [int(x) for x in args.seeds.split(",")]
     work = Path(args.work) / ("quick" if args.quick else "full")
     deadline = time.time() + 60 * args.max_minutes if args.max_minutes else float("inf")
