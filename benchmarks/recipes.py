@@ -7,7 +7,8 @@ On built-in Fashion-MNIST with class-balanced training subsets, at ViT-T (192 wi
 - default:  ``tinymim train`` with no recipe flag (the from-scratch recipe, docs/RECIPES.md)
 - hand:     ``--lr 2e-3 --layer-decay 1 --no-augment`` (what the README used to tell users to type)
 - auto:     ``--lr auto`` (the range test picks the lr; every other value from the recipe)
-- min_div10 (seed 0 of each auto run): the default recipe at the lr the other pick rule reads off that range test
+- steepest, min_div10 (seed 0 of each auto run): the default recipe at the lr the other pick rules read off
+  that same range test (auto uses min_div2: half the lr at the loss minimum)
 
     python benchmarks/recipes.py                        # ViT-T, 1,000 x 15 and 5,000 x 6 epochs, seeds 0 1
     python benchmarks/recipes.py --full                 # + ViT-S and 60,000 x 1 epoch (hours on one core)
@@ -41,6 +42,8 @@ EPOCHS = {1000: 15, 5000: 6, 60000: 1}  # training images -> epochs (same for ev
 QUICK_EPOCHS = {1000: 8, 5000: 3}
 HAND = dict(lr=2e-3, layer_decay=1.0, augment=False)
 ARMS = {"default": {}, "hand": HAND, "auto": dict(lr="auto")}
+OTHER_RULES = ("steepest", "min_div10")  # range-test rules other than --lr auto's own (min_div2)
+OTHER_RULES_ALL = ("min_div2", *OTHER_RULES)
 
 
 @dataclass(frozen=True)
@@ -180,17 +183,15 @@ def report(
     if rules:
         lines += [
             "",
-            "Range-test pick rules (ViT-T, seed 0; the default recipe trained at the lr each rule reads off "
-            "the same range test):",
+            "Range-test pick rules (seed 0; the default recipe trained at the lr each rule reads off the same range "
+            "test; min_div2 is what --lr auto uses):",
             "",
-            "| images | steepest (the default rule) | min_div10 |",
-            "|---|---|---|",
+            "| images | width | " + " | ".join(OTHER_RULES_ALL) + " |",
+            "|---|---|" + "---|" * len(OTHER_RULES_ALL),
         ]
-        for (_, images), row in sorted(rules.items(), key=lambda kv: kv[0][1]):
-            lines.append(
-                f"| {images:,} | {row['steepest']['final']:.1f} (lr {row['steepest']['lr']:.2g}) | "
-                f"{row['min_div10']['final']:.1f} (lr {row['min_div10']['lr']:.2g}) |"
-            )
+        for (width, images), row in sorted(rules.items(), key=lambda kv: (kv[0][1], kv[0][0] != "ViT-T")):
+            cells = [f"{row[r]['final']:.1f} (lr {row[r]['lr']:.2g})" if r in row else "-" for r in OTHER_RULES_ALL]
+            lines.append(f"| {images:,} | {width} | " + " | ".join(cells) + " |")
     lines += ["", f"![recipes](benchmarks/results/{name}.png)"]
     return "\n".join(lines)
 
@@ -224,19 +225,20 @@ def plot(results: dict[Run, dict[str, Any]], path: Path) -> None:
 
 
 def rule_runs(results: dict[Run, dict[str, Any]], work: Path, deadline: float) -> dict[tuple[str, int], dict[str, Any]]:
-    """ViT-T seed 0: train the default recipe at the min_div10 pick of the auto run's range test."""
+    """Seed 0 of every auto run: train the default recipe at the other rules' picks of the same range test."""
     out = {}
     for run, res in results.items():
-        if run.width != "ViT-T" or run.seed != 0 or run.arm != "auto":
+        if run.seed != 0 or run.arm != "auto":
             continue
         test = json.loads((work / run.name / "lr_range_test.json").read_text())
-        other = Run(run.width, run.images, run.epochs, "min_div10", run.seed)
-        if not (work / other.name / "result.json").is_file() and time.time() > deadline:
-            continue
-        res_other = execute(
-            other, work, {"lr": test["picks"]["min_div10"] * test["effective_batch"] / test["batch_size"]}
-        )
-        out[(run.width, run.images)] = {"steepest": res, "min_div10": res_other}
+        row = {test["rule"]: res}
+        for rule in OTHER_RULES:
+            other = Run(run.width, run.images, run.epochs, rule, run.seed)
+            if not (work / other.name / "result.json").is_file() and time.time() > deadline:
+                continue
+            lr = test["picks"][rule] * test["effective_batch"] / test["batch_size"]
+            row[rule] = execute(other, work, {"lr": lr})
+        out[(run.width, run.images)] = row
     return out
 
 
@@ -264,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown width or size {unknown}; widths: {', '.join(WIDTHS)}; sizes: {', '.join(map(str, EPOCHS))}")
     seeds = [0] if args.quick else [int(x) for x in args.seeds.split(",")]
     work = Path(args.work) / ("quick" if args.quick else "full")
-    deadline = time.time() + 60 * args.max_minutes if args.max_minutes else float("inf")
+    deadline = time.time() + 60 * args.max_minutes if args.max_minutes is not None else float("inf")
     t0 = time.perf_counter()
     results: dict[Run, dict[str, Any]] = {}
     missing = 0

@@ -40,6 +40,7 @@ def test_pick_rules_on_a_known_curve() -> None:
     loss = [2 - math.tanh(math.log10(lr) + 3) if lr <= 0.1 + 1e-12 else 1.0 + 5 * (lr - 0.1) for lr in lrs]
     assert pick_lr(lrs, loss, "steepest") == pytest.approx(1e-3, rel=0.13)
     assert pick_lr(lrs, loss, "min_div10") == pytest.approx(1e-2, rel=0.13)
+    assert pick_lr(lrs, loss, "min_div2") == pytest.approx(5e-2, rel=0.13)
 
 
 def test_a_loss_that_never_falls_is_an_error_not_a_guess() -> None:
@@ -82,7 +83,7 @@ def test_range_test_restores_model_optimizer_and_rngs() -> None:
     # the lr grew every update, the loss fell before it blew up, and the pick lies inside the tested range
     assert all(b > a for a, b in zip(result.lrs, result.lrs[1:], strict=False))
     assert min(result.smoothed) < result.smoothed[0] - 0.1
-    assert result.lrs[0] < result.lr < result.lrs[-1] and set(result.picks) == {"steepest", "min_div10"}
+    assert result.lrs[0] < result.lr < result.lrs[-1] and set(result.picks) == {"min_div2", "steepest", "min_div10"}
 
 
 def test_range_test_stops_when_the_loss_diverges() -> None:
@@ -98,7 +99,7 @@ def test_train_lr_auto_equals_training_with_the_picked_lr(tmp_path: Path) -> Non
     record = json.loads((auto / "lr_range_test.json").read_text())
     picked = record["effective_lr"]
     assert (auto / "lr_range_test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert record["rule"] == "steepest" and picked == record["picks"]["steepest"]
+    assert record["rule"] == "min_div2" and picked == record["picks"]["min_div2"]
     _, card = load_model(auto)
     assert card.training["lr"] == picked and card.training["recipe"]["lr_auto"] is True
     assert yaml.safe_load((auto / "config.yaml").read_text())["lr"] == "auto"  # --resume reuses the json's pick
