@@ -117,11 +117,13 @@ def static_recipes(search: bool) -> dict[str, Any]:
 
 def accuracy(infer: Any, x: np.ndarray, y: np.ndarray, ref: np.ndarray, alone: int) -> dict[str, float]:
     """Top-1 on held-out images at batch 8, agreement with PyTorch, and batch-1 vs batch-8 logits."""
-    from export.gate import batch_independence, compare, run_batched
+    from export.gate import DEFAULT_THRESHOLDS, batch_independence, compare, run_batched
 
     in_batch = run_batched(infer, x, 8)
     m = compare(in_batch, ref, y)
     bi = batch_independence({1: run_batched(infer, x[:alone], 1), 8: in_batch[:alone]}, 1e-3)
+    t = DEFAULT_THRESHOLDS["int8"]  # the export gate's INT8 checks, applied to the same figures
+    accurate = m["agreement"] >= t.min_agreement and m["acc_delta"] >= -t.max_acc_drop and m["cos_min"] >= t.min_cosine
     return {
         "top1": 100 * m["accuracy"],
         "delta_pts": m["acc_delta"],
@@ -129,6 +131,7 @@ def accuracy(infer: Any, x: np.ndarray, y: np.ndarray, ref: np.ndarray, alone: i
         "cos_min": m["cos_min"],
         "batch_rel_diff": bi["max_rel_diff"],
         "batch_flips": bi["flips"],
+        "gate_checks": {"accuracy": accurate, "batch_independence": bool(bi["passed"])},
     }
 
 
@@ -227,6 +230,15 @@ def bench_model(key: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _is_int8(name: str) -> bool:
+    return name.startswith(("static", "dynamic"))
+
+
+def _gate(a: dict[str, Any]) -> str:
+    failed = [k.replace("_", " ") for k, ok in a["gate_checks"].items() if not ok]
+    return "passes" if not failed else "fails " + " + ".join(failed)
+
+
 def _x(a: float, b: float) -> str:
     return f"{a / b:.2f}x"
 
@@ -266,20 +278,30 @@ def render(results: dict[str, Any]) -> str:
             f"the faster ONNX Runtime FP32 graph here ({base}). Batch-mates diff: max |logits alone - logits in a "
             "batch of 8| / max |logit| (the gate refuses > 1e-3 for INT8).",
             "",
-            "| candidate | top-1 % | delta vs PyTorch (pts) | agreement % | batch-mates diff | batch 1 ms | "
-            "speed-up b1 | batch 8 ms | speed-up b8 |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| candidate | top-1 % | delta vs PyTorch (pts) | agreement % | batch-mates diff | INT8 gate | "
+            "batch 1 ms | speed-up b1 | batch 8 ms | speed-up b8 |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name in lat:
             a, t = acc[name], lat[name]
             bold = "**" if name == shipped else ""
+            gate = _gate(a) if _is_int8(name) else ""
             lines.append(
                 f"| {bold}{name}{bold} | {a['top1']:.2f} | {a['delta_pts']:+.2f} | {a['agreement']:.1f} | "
-                f"{a['batch_rel_diff']:.1e} | {t['1']:.1f} | {_x(lat[base]['1'], t['1'])} | {t['8']:.1f} | "
+                f"{a['batch_rel_diff']:.1e} | {gate} | {t['1']:.1f} | {_x(lat[base]['1'], t['1'])} | {t['8']:.1f} | "
                 f"{bold}{_x(lat[base]['8'], t['8'])}{bold} |"
             )
         ship = lat[shipped]["8"]
+        passing = [n for n in lat if _is_int8(n) and all(acc[n]["gate_checks"].values())]
+        best = min(passing, key=lambda n: lat[n]["8"]) if passing else None
         lines += [
+            "",
+            (
+                f"Fastest INT8 that passes both gate checks: {best}, {_x(lat[base]['8'], lat[best]['8'])} ORT FP32 "
+                f"at batch 8, {acc[best]['delta_pts']:+.2f} points top-1."
+                if best
+                else "No INT8 candidate passes both gate checks here."
+            ),
             "",
             f"Shipped static INT8 at batch 8: **{_x(lat[base]['8'], ship)} ORT FP32**, "
             f"{_x(lat['PyTorch eager']['8'], ship)} PyTorch eager, {acc[shipped]['delta_pts']:+.2f} points top-1 "
