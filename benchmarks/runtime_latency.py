@@ -93,26 +93,34 @@ def trained_student(key: str, cache: Path) -> tuple[Path, list[str]]:
     return prev, commands
 
 
-def static_recipes(search: bool) -> dict[str, Any]:
-    """{name: StaticRecipe}: the shipped recipe first, then (``search``) the variants it was chosen from."""
+def static_recipes(search: bool, only: tuple[str, ...] = ()) -> dict[str, Any]:
+    """{name: StaticRecipe}: the shipped recipe first, then (``search``) the variants it was chosen from, or only
+    the variants whose short key (RECIPE_KEYS) is in ``only``."""
     from export.quantize import DEFAULT_RECIPE, StaticRecipe
 
+    variants = {
+        "all-int8-requant": (
+            "static, everything INT8, outputs re-quantized (before)",
+            StaticRecipe(keep_float=(), float_outputs=False),
+        ),
+        "all-int8": ("static, everything INT8", StaticRecipe(keep_float=())),
+        "requant": ("static, outputs re-quantized (QLinearMatMul)", DEFAULT_RECIPE.replace(float_outputs=False)),
+        "qoperator": ("static, QOperator format", DEFAULT_RECIPE.replace(quant_format="qoperator")),
+        "symmetric": ("static, symmetric activations", DEFAULT_RECIPE.replace(symmetric_activations=True)),
+        "per-tensor": ("static, per-tensor weights", DEFAULT_RECIPE.replace(per_channel=False)),
+        "head-float": ("static, head float", DEFAULT_RECIPE.replace(keep_float=("attention", "head"))),
+        "head-patch-float": (
+            "static, head + patch embedding float",
+            DEFAULT_RECIPE.replace(keep_float=("attention", "head", "patch_embed")),
+        ),
+        "percentile": ("static, percentile calibration", DEFAULT_RECIPE.replace(calibration="percentile")),
+        "entropy": ("static, entropy calibration", DEFAULT_RECIPE.replace(calibration="entropy")),
+    }
+    unknown = set(only) - set(variants)
+    if unknown:
+        raise SystemExit(f"unknown --recipes {sorted(unknown)}; known: {', '.join(variants)}")
     out = {"static (shipped recipe)": DEFAULT_RECIPE}
-    if search:
-        out |= {
-            "static, everything INT8, outputs re-quantized (before)": StaticRecipe(keep_float=(), float_outputs=False),
-            "static, everything INT8": StaticRecipe(keep_float=()),
-            "static, outputs re-quantized (QLinearMatMul)": DEFAULT_RECIPE.replace(float_outputs=False),
-            "static, QOperator format": DEFAULT_RECIPE.replace(quant_format="qoperator"),
-            "static, symmetric activations": DEFAULT_RECIPE.replace(symmetric_activations=True),
-            "static, per-tensor weights": DEFAULT_RECIPE.replace(per_channel=False),
-            "static, head float": DEFAULT_RECIPE.replace(keep_float=("attention", "head")),
-            "static, head + patch embedding float": DEFAULT_RECIPE.replace(
-                keep_float=("attention", "head", "patch_embed")
-            ),
-            "static, percentile calibration": DEFAULT_RECIPE.replace(calibration="percentile"),
-            "static, entropy calibration": DEFAULT_RECIPE.replace(calibration="entropy"),
-        }
+    out |= {name: r for key, (name, r) in variants.items() if (search and not only) or key in only}
     return out
 
 
@@ -191,7 +199,7 @@ def bench_model(key: str, args: argparse.Namespace) -> dict[str, Any]:
     fuse_transformer_graph(work / "exported.onnx", work / "fused.onnx", num_heads=heads, hidden_size=width)
     quant: dict[str, Any] = {}
     build_s: dict[str, float] = {}
-    for i, (name, recipe) in enumerate(static_recipes(not args.quick).items()):
+    for i, (name, recipe) in enumerate(static_recipes(not args.quick, args.recipes).items()):
         t0 = time.perf_counter()
         paths[name] = work / f"static{i}.onnx"
         quant[name] = quantize_static_qdq(work / "slim.onnx", paths[name], calib, recipe=recipe, work_dir=work)
@@ -349,6 +357,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calib-images", type=int, default=256, help="calibration images for static INT8")
     ap.add_argument("--alone-images", type=int, default=200, help="images also run alone (batch independence)")
     ap.add_argument("--profile-runs", type=int, default=5)
+    ap.add_argument(
+        "--recipes",
+        type=lambda v: tuple(k for k in v.split(",") if k),
+        default=(),
+        help="only these static variants besides the shipped one (all-int8-requant, all-int8, requant, qoperator, "
+        "symmetric, per-tensor, head-float, head-patch-float, percentile, entropy); default: all, none with --quick",
+    )
     ap.add_argument("--results", type=Path, default=RESULTS, help="folder of runtime_latency.{json,md}")
     args = ap.parse_args(argv)
     args.repeats = args.repeats or (4 if args.quick else 10)
