@@ -44,6 +44,7 @@ from serve.stats import ModelStats
 
 log = logging.getLogger(__name__)
 BATCH1_WINDOW = 64  # batches of one that the batch-1 compute estimate looks back on
+WARMUP_ALL_SIZES_S = 2.0  # the warm-up runs the sizes that are not powers of two only while it is this quick
 
 
 class InferenceFailed(ServeError):
@@ -133,6 +134,7 @@ class DynamicBatcher:
         # time, so the least is the model's own cost; an average would be pulled over inline_max_s by a few
         # preemptions and then keep every request on the (slower) thread path. A slower machine raises them all.
         self._batch1: deque[float] = deque(maxlen=BATCH1_WINDOW)
+        self.warmed: list[int] = []  # the batch sizes the warm-up ran
         self._executing = False  # a runtime call is in progress (thread or inline); guarded by cond
         self.cond = threading.Condition()
         self._pending: deque[_Item] = deque()  # guarded by cond
@@ -146,12 +148,27 @@ class DynamicBatcher:
         return len(self._pending)
 
     async def warmup(self, shape: tuple[int, int, int], sizes: list[int] | None = None) -> float:
-        """Run every batch size in ``sizes`` (default 1..max_batch) once, off the event loop; returns seconds."""
+        """Run each batch size in ``sizes`` once, off the event loop; returns seconds (sizes run: ``warmed``).
+
+        Default: 1, 2, 4, ... and max_batch, then the other sizes while the warm-up has taken less than
+        ``WARMUP_ALL_SIZES_S`` (a GPU runtime that tunes kernels per shape gets every size; a big model on
+        one CPU core is not held back for a minute warming 528 images for 1..32).
+        """
+        powers, b = [], 1
+        while b < self.max_batch:
+            powers.append(b)
+            b *= 2
+        powers.append(self.max_batch)
+        order = sizes or [*powers, *(b for b in range(1, self.max_batch + 1) if b not in powers)]
 
         def run() -> float:
             t0 = time.perf_counter()
-            for b in sizes or range(1, self.max_batch + 1):
+            self.warmed = []
+            for b in order:
+                if sizes is None and b not in powers and time.perf_counter() - t0 > WARMUP_ALL_SIZES_S:
+                    break
                 self.runtime.infer(np.zeros((b, *shape), np.float32))
+                self.warmed.append(b)
             x1, one = np.zeros((1, *shape), np.float32), []
             for _ in range(3):
                 t1 = time.perf_counter()

@@ -36,6 +36,12 @@ log = logging.getLogger(__name__)
 MODEL_VERSION = "1"
 
 
+def _sizes(sizes: list[int]) -> str:
+    """Batch sizes in words: "1..8" when they are all of them, else "1, 2, 4, 8"."""
+    got = sorted(sizes)
+    return f"1..{got[-1]}" if got == list(range(1, len(got) + 1)) and len(got) > 2 else ", ".join(map(str, got))
+
+
 class InferenceService:
     def __init__(self, settings: ServeSettings, metrics: ServiceMetrics) -> None:
         self.settings = settings
@@ -100,11 +106,11 @@ class InferenceService:
         if self.cold_start_s is not None:
             self.metrics.cold_start.set(self.cold_start_s)
         log.info(
-            "model %s ready in %.1f s (warm-up of batch sizes 1..%d: %.1f s; %s since the process started, "
+            "model %s ready in %.1f s (warm-up of batch sizes %s: %.1f s; %s since the process started, "
             "peak RSS %.0f MiB; batch-1 compute %.2f ms: idle requests run %s)",
             self.model_name,
             time.perf_counter() - t0,
-            self.max_batch,
+            _sizes(self.batcher.warmed),
             warm_s,
             "?" if self.cold_start_s is None else f"{self.cold_start_s:.1f} s",
             peak_rss_bytes() / 2**20,

@@ -222,3 +222,13 @@ def test_the_batch1_estimate_ignores_preemptions_and_follows_a_slower_machine(ru
     for _ in range(BATCH1_WINDOW):
         b._record(1, 2.0)
     assert not b.inline and b.batch1_s == 2.0
+
+
+def test_warmup_runs_the_powers_of_two_first_and_the_other_sizes_while_it_is_quick(runtime, monkeypatch):
+    b = _batcher(runtime, max_batch=6)
+    asyncio.run(b.warmup((3, 32, 32)))
+    assert b.warmed == [1, 2, 4, 6, 3, 5]  # a millisecond model: every size
+    monkeypatch.setattr("serve.batcher.WARMUP_ALL_SIZES_S", 0.0)  # as if each batch took long
+    slow = _batcher(runtime, max_batch=8)
+    asyncio.run(slow.warmup((3, 32, 32)))
+    assert slow.warmed == [1, 2, 4, 8] and slow.batch1_s < 1.0
