@@ -1,9 +1,9 @@
 """The model behind the routes: bundle + runtime + preprocessing + batcher, started and stopped by the lifespan.
 
 ``InferenceService.start(settings)`` loads the bundle (sha256-verified), picks the runtime
-(:mod:`serve.select`), warms up the batch sizes the batcher can form (1, 2, 4, ..., max_batch; the others too while that is quick:
-:meth:`serve.batcher.DynamicBatcher.warmup`), and only then marks the
-service ready (``cold_start_s``: process start -> ready). Routes call :meth:`preprocess` (decode + resize +
+(:mod:`serve.select`), warms up the batch sizes the batcher can form (1, 2, 4, ..., max_batch; the others too
+while that is quick: :meth:`serve.batcher.DynamicBatcher.warmup`), and only then marks the service ready
+(``cold_start_s``: process start -> ready). Routes call :meth:`preprocess` (decode + resize +
 normalise) and :meth:`infer` (through the dynamic batcher), both recording their stages in a
 :class:`serve.timing.RequestTiming`.
 
