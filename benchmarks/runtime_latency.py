@@ -239,6 +239,20 @@ def bench_model(key: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _trained(run: Path) -> str:
+    """How a checkpoint was trained, from its model card (when the card is on this machine)."""
+    card = next((run / d / "card.json" for d in ("best", "last", ".") if (run / d / "card.json").exists()), None)
+    if card is None:
+        return " (its model card records how it was trained)"
+    d = json.loads(card.read_text())
+    cfg, t = d["training"].get("config", {}), d["training"]
+    parts = [f"`tinymim {t.get('command', 'train')}`", f"{d['data'].get('train_size')} training images"]
+    parts += [f"{k.replace('_', ' ')} {cfg[k]}" for k in ("epochs", "batch_size", "lr", "init") if cfg.get(k)]
+    if d.get("metrics", {}).get("top1") is not None:
+        parts.append(f"validation top-1 {d['metrics']['top1']:.1f}% on {d['metrics'].get('n')} images")
+    return " (from its model card: " + ", ".join(parts) + ")"
+
+
 def _is_int8(name: str) -> bool:
     return name.startswith(("static", "dynamic"))
 
@@ -285,7 +299,7 @@ def render(results: dict[str, Any]) -> str:
             + "; then ".join(f"`{c.split(' --output')[0]}`" for c in r["train_commands"])
             + "."
             if r["train_commands"]
-            else f"Checkpoint `{r['checkpoint']}` (its model card records how it was trained)."
+            else f"Checkpoint `{r['checkpoint']}`{_trained(Path(r['checkpoint']))}."
         )
         meta = r["meta"]
         m = meta["machine"]
@@ -351,8 +365,29 @@ def render(results: dict[str, Any]) -> str:
         lines.append(
             "| whole run (median) | " + " | ".join(f"{p['run_ms_median']:.1f}" for p in profs) + " |",
         )
+        lines += ["", _amdahl(r["profile_batch8"][base], r["profile_batch8"][shipped])]
     lines.append("")
     return "\n".join(lines)
+
+
+# ONNX Runtime kernels that run the integer GEMMs of a quantized graph (QDQ after fusion, QOperator, dynamic).
+INTEGER_GEMMS = ("MatMulIntegerToFloat", "QLinearMatMul", "MatMulInteger", "QGemm", "QLinearConv", "ConvInteger")
+
+
+def _amdahl(fp32: dict[str, Any], int8: dict[str, Any]) -> str:
+    """What the profile says about 2x: the float remainder of the INT8 run bounds its speed-up (Amdahl)."""
+    total = sum(int8["op_ms"].values())
+    gemm = sum(int8["op_ms"].get(k, 0.0) for k in INTEGER_GEMMS)
+    rest = total - gemm
+    fp32_total = sum(fp32["op_ms"].values())
+    top = sorted(((v, k) for k, v in int8["op_ms"].items() if k not in INTEGER_GEMMS), reverse=True)[:5]
+    return (
+        f"In the shipped INT8 run the integer GEMMs take {gemm:.1f} of {total:.1f} ms of kernel time; the float "
+        f"remainder ({', '.join(f'{k} {v:.1f}' for v, k in top)}, ...) takes {rest:.1f} ms, so even free integer "
+        f"GEMMs would give at most {fp32_total / max(rest, 1e-9):.2f}x the FP32 kernel time ({fp32_total:.1f} ms). "
+        "Beyond that, a speed-up needs the float remainder fused or quantized (attention MatMuls, GELU, residual "
+        "adds, LayerNorm, the Quantize/Dequantize pairs), which ONNX Runtime's CPU kernels do not do for a QDQ graph."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -385,8 +420,13 @@ def main(argv: list[str] | None = None) -> int:
         help="only these static variants besides the shipped one (all-int8-requant, all-int8, requant, qoperator, "
         "symmetric, per-tensor, head-float, head-patch-float, percentile, entropy); default: all, none with --quick",
     )
+    ap.add_argument("--render-only", action="store_true", help="rewrite runtime_latency.md from the JSON; no run")
     ap.add_argument("--results", type=Path, default=RESULTS, help="folder of runtime_latency.{json,md}")
     args = ap.parse_args(argv)
+    if args.render_only:
+        results = json.loads((args.results / "runtime_latency.json").read_text())["results"]
+        (args.results / "runtime_latency.md").write_text(render(results))
+        return 0
     args.repeats = args.repeats or (4 if args.quick else 10)
     args.eval_images = args.eval_images or (200 if args.quick else 1000)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
