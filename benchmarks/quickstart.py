@@ -3,7 +3,7 @@
 Runs `tinymim quickstart --fresh --seed S` in a subprocess once per seed (the README's main command, without the
 install) and writes benchmarks/results/quickstart.{md,json}: wall time per stage, teacher / distilled student /
 scratch twin accuracy per seed with the mean, the gain over the scratch twin, size and speed-up, the artifacts
-of the first seed and its served p50/p99. `--quick` uses the `tiny` scale.
+of the first seed run whole by this script and its served p50/p99. `--quick` uses the `tiny` scale.
 """
 
 from __future__ import annotations
@@ -28,21 +28,29 @@ def _children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+PROCESS_FILE = "process.json"  # beside the run's summary.json: how the whole process ran (wall, CPU, cores)
+
+
 def run_seed(size: str, seed: int, out: Path, reuse: bool) -> dict:
     if reuse and (out / "summary.json").is_file():  # a run finished earlier (e.g. in another locked slot)
-        return json.loads((out / "summary.json").read_text())
+        summary = json.loads((out / "summary.json").read_text())
+        process = out / PROCESS_FILE  # absent when the run was not started by this script (not one timed run)
+        return summary | (json.loads(process.read_text()) if process.is_file() else {})
     cmd = [sys.executable, "-m", "tinymim_cli", "quickstart", "--fresh", "--no-progress"]
     cmd += ["--size", size, "--seed", str(seed), "--out", str(out)]
     t0, cpu0 = time.perf_counter(), _children_cpu_seconds()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     summary = json.loads((out / "summary.json").read_text())
-    summary["process_wall_seconds"] = round(time.perf_counter() - t0, 1)
-    # CPU seconds the run used (user + system): on a shared machine the wall time also counts waiting for a core
-    summary["process_cpu_seconds"] = round(_children_cpu_seconds() - cpu0, 1)
-    # what the run had: the wall time means little without it (the README's promise is for 2 free cores)
-    summary["cpus_available"] = len(os.sched_getaffinity(0))
-    summary["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
-    return summary
+    process = {
+        "process_wall_seconds": round(time.perf_counter() - t0, 1),
+        # CPU seconds the run used (user + system): on a shared machine the wall time also counts waiting for a core
+        "process_cpu_seconds": round(_children_cpu_seconds() - cpu0, 1),
+        # what the run had: the wall time means little without it (the README's promise is for 2 free cores)
+        "cpus_available": len(os.sched_getaffinity(0)),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
+    (out / PROCESS_FILE).write_text(json.dumps(process, indent=2))
+    return summary | process
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -54,6 +62,9 @@ def _mean_sd(values: list[float]) -> str:
 def report(runs: list[dict], size: str, seeds: list[int], quick: bool) -> list[str]:
     first = runs[0]
     st = first["setting"]
+    # latencies, artifacts and serving from a seed run whole by this script (a reused run's stages may have been
+    # timed in another slot, beside other jobs)
+    timed = next((r for r in runs if "process_wall_seconds" in r), first)
     seed_arg = ",".join(map(str, seeds))
     lines = [
         "## Quickstart end to end (benchmarks/quickstart.py)",
@@ -105,19 +116,20 @@ def report(runs: list[dict], size: str, seeds: list[int], quick: bool) -> list[s
         + f" points (mean {statistics.mean(gains):+.2f}); teacher minus student: "
         + ", ".join(f"{g:.2f}" for g in gaps)
         + f" points. {first['param_reduction']:.1f}x fewer parameters; the student runs "
-        f"{first['speedup_pytorch_b1']:.1f}x faster than the teacher in PyTorch at batch 1 "
-        f"({first['student']['pytorch_b1_ms']:.2f} vs {first['teacher']['pytorch_b1_ms']:.2f} ms), "
-        f"{first['speedup_served_b1']:.1f}x as the served `{first['served']['artifact']}` "
-        f"({first['served_artifact_b1_ms']:.2f} ms).",
+        f"{timed['speedup_pytorch_b1']:.1f}x faster than the teacher in PyTorch at batch 1 "
+        f"({timed['student']['pytorch_b1_ms']:.2f} vs {timed['teacher']['pytorch_b1_ms']:.2f} ms, "
+        f"seed {timed['seed']}), "
+        f"{timed['speedup_served_b1']:.1f}x as the served `{timed['served']['artifact']}` "
+        f"({timed['served_artifact_b1_ms']:.2f} ms).",
         "",
         "Held in every seed: " + ", ".join(f"{k.replace('_', ' ')}: {'yes' if v else 'NO'}" for k, v in held.items()),
         "",
-        f"Artifacts (seed {first['seed']}):",
+        f"Artifacts (seed {timed['seed']}):",
         "",
         "| artifact | servable | gate agreement | batch 1 | max batch |",
         "|---|---|---|---|---|",
     ]
-    for a in first["artifacts"]:
+    for a in timed["artifacts"]:
         lat = a.get("latency_ms") or {}
         big = max(lat, key=int) if lat else None
         b1 = f"{lat['1']:.2f} ms" if "1" in lat else "not timed"
@@ -127,7 +139,7 @@ def report(runs: list[dict], size: str, seeds: list[int], quick: bool) -> list[s
             f"{'' if agree is None else f'{100 * agree:.2f}%'} | {b1} | "
             f"{'' if big is None else f'{lat[big]:.2f} ms (batch {big})'} |"
         )
-    served = first["served"]
+    served = timed["served"]
     lines += [
         "",
         f"Served `{served['artifact']}` over HTTP: top-1 {served['http_top1']:.2f}% on held-out images, "
