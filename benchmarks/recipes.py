@@ -180,7 +180,10 @@ def report(
     ok = all(g >= -2.0 for g in verdict)
     lines += ["", f"Default within 2 points of the hand-tuned flags (or better) on every row: {'yes' if ok else 'no'}."]
     if missing:
-        lines += ["", f"Partial: {missing} planned runs have not run yet (the command above continues them)."]
+        lines += [
+            "",
+            f"Partial: {missing} planned runs are not in the table yet (not run, or their seed's other arms not run).",
+        ]
     if rules:
         lines += [
             "",
@@ -275,6 +278,14 @@ def main(argv: list[str] | None = None) -> int:
             missing += 1
             continue
         results[run] = execute(run, work)
+    # a row compares arms on the same seeds: a seed whose arms did not all finish waits for the next piece
+    groups: dict[tuple[str, int, int], int] = {}
+    for run in results:
+        groups[(run.width, run.images, run.seed)] = groups.get((run.width, run.images, run.seed), 0) + 1
+    waiting = [r for r in results if groups[(r.width, r.images, r.seed)] < len(ARMS)]
+    for run in waiting:
+        del results[run]
+    missing += len(waiting)
     rules = rule_runs(results, work, deadline)
     if not results:
         print(f"{missing} runs remain: run the same command again to continue", flush=True)
