@@ -25,7 +25,7 @@ from compress.distill.ablation_report import AblationResult, summarise, write_re
 from compress.distill.config import ARMS, AblateConfig, DistillConfig, teacher_student_values
 from compress.distill.errors import DistillError
 from compress.distill.run import patch_size_of, run_distill
-from compress.distill.teacher_loading import load_teacher
+from compress.distill.teacher_loading import load_configured_teacher
 from compress.engine import evaluate
 from compress.models import resolve_arch
 from compress.recipe import train_classifier
@@ -253,15 +253,7 @@ def describe_setting(cfg: AblateConfig) -> Setting:
     """Load the teacher and the data once: student geometry, pool size, teacher kind and accuracy."""
     import torch
 
-    t = load_teacher(
-        cfg.teacher,
-        weights=cfg.teacher_weights,
-        mean=cfg.teacher_mean,
-        std=cfg.teacher_std,
-        img_size=cfg.teacher_img_size,
-        in_chans=cfg.teacher_in_chans,
-        arch_overrides=cfg.teacher_arch_overrides,
-    )
+    t = load_configured_teacher(cfg)
     chans = t.preprocess.channels
     pool = build_datasets(
         cfg.data, val_split=cfg.val_split, in_chans=chans, limit_train=cfg.pool_limit, allow_unlabelled=True

@@ -15,7 +15,7 @@ from compress.distill.errors import DistillError
 from compress.distill.preflight import check_methods_against_data, check_methods_against_teacher
 from compress.distill.schedule import build_optimizer, scaled_lr
 from compress.distill.setup import build_distillation
-from compress.distill.teacher_loading import load_teacher
+from compress.distill.teacher_loading import load_configured_teacher
 from compress.distill.transforms import TwoViewTransform
 from compress.distributed import init_distributed, seed_everything
 from compress.engine import resolve_amp
@@ -61,15 +61,7 @@ def distill_once(cfg: DistillConfig) -> Path:
     seed_everything(cfg.seed)
     methods = parse_methods(cfg.method)
 
-    teacher = load_teacher(
-        cfg.teacher,
-        weights=cfg.teacher_weights,
-        mean=cfg.teacher_mean,
-        std=cfg.teacher_std,
-        img_size=cfg.teacher_img_size,
-        in_chans=cfg.teacher_in_chans,
-        arch_overrides=cfg.teacher_arch_overrides,
-    )
+    teacher = load_configured_teacher(cfg)
     options = {"logits": {"temperature": cfg.temperature, "alpha": cfg.alpha}, "logits_hard": {"alpha": cfg.alpha}}
     check_methods_against_teacher(methods, teacher=teacher)
     labelled = is_labelled(cfg.data)

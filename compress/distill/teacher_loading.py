@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -24,6 +25,9 @@ from compress.distill.errors import DistillError, NormalizationError
 from compress.errors import CheckpointError
 from compress.models import SHORT_NAMES, head_keys, load_weights
 from tinymim.card import ModelCard, Preprocess, normalisation_problem
+
+if TYPE_CHECKING:
+    from compress.distill.config import TeacherStudentConfig
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,19 @@ class LoadedTeacher:
 def _looks_like_checkpoint(spec: str) -> bool:
     p = Path(spec).expanduser()
     return p.exists() or spec.endswith((".safetensors", ".pt", ".pth")) or "/" in spec
+
+
+def load_configured_teacher(cfg: TeacherStudentConfig) -> LoadedTeacher:
+    """The teacher a distill or ablate config names, with its teacher_* flags (one reading for both commands)."""
+    return load_teacher(
+        cfg.teacher,
+        weights=cfg.teacher_weights,
+        mean=cfg.teacher_mean,
+        std=cfg.teacher_std,
+        img_size=cfg.teacher_img_size,
+        in_chans=cfg.teacher_in_chans,
+        arch_overrides=cfg.teacher_arch_overrides,
+    )
 
 
 def load_teacher(
