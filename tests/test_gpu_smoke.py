@@ -6,22 +6,14 @@ The script runs with CUDA_VISIBLE_DEVICES="" so that even on a GPU machine this 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "benchmarks" / "gpu_smoke.py"
+from tests.benchmark_scripts import REPO, benchmark_script, load_benchmark
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("gpu_smoke", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = benchmark_script("gpu_smoke")
 
 
 def test_no_gpu_here_report(tmp_path):
@@ -57,7 +49,7 @@ def test_no_gpu_here_report(tmp_path):
 
 
 def test_a_cpu_run_never_replaces_a_recorded_gpu_run(tmp_path):
-    smoke = _load()
+    smoke = load_benchmark("gpu_smoke")
     (tmp_path / "gpu_smoke.json").write_text(json.dumps({"gpu": True}))
     (tmp_path / "gpu_smoke.md").write_text("## GPU smoke check\n\nfigures from an H100\n")
     no_gpu = {"gpu": False, "started_utc": "now", "verdict": "no GPU here: test"}

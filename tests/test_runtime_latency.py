@@ -3,21 +3,11 @@ that a run keeps the other models' entries. Figures here are hand-made (no timin
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "benchmarks" / "runtime_latency.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("runtime_latency", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmark_scripts import load_benchmark
 
 
 def _acc(delta, accurate=True, independent=True):
@@ -80,7 +70,7 @@ def _entry():
 
 
 def test_summary_names_the_fastest_int8_that_passes_every_check():
-    text = _load().render({"m": _entry()})
+    text = load_benchmark("runtime_latency").render({"m": _entry()})
     row = next(line for line in text.splitlines() if line.startswith("| m |"))
     # shipped: 100/60; the faster static one fails accuracy, dynamic fails batch independence
     assert row == (
@@ -92,7 +82,7 @@ def test_summary_names_the_fastest_int8_that_passes_every_check():
 
 
 def test_amdahl_bound_is_fp32_kernel_time_over_the_float_remainder():
-    line = _load()._amdahl(
+    line = load_benchmark("runtime_latency")._amdahl(
         _entry()["profile_batch8"]["ORT FP32 (onnxslim graph)"], _entry()["profile_batch8"]["static (shipped recipe)"]
     )
     # integer GEMMs 20 of 60 ms; float remainder 40 ms; FP32 kernels 100 ms -> at most 2.50x
@@ -100,7 +90,7 @@ def test_amdahl_bound_is_fp32_kernel_time_over_the_float_remainder():
 
 
 def test_render_only_rewrites_the_section_from_the_json(tmp_path):
-    rl = _load()
+    rl = load_benchmark("runtime_latency")
     (tmp_path / "runtime_latency.json").write_text(json.dumps({"results": {"a": _entry(), "b": _entry()}}))
     assert rl.main(["--render-only", "--results", str(tmp_path)]) == 0
     md = (tmp_path / "runtime_latency.md").read_text()
@@ -109,4 +99,4 @@ def test_render_only_rewrites_the_section_from_the_json(tmp_path):
 
 def test_unknown_recipe_key_is_refused_with_the_known_ones():
     with pytest.raises(SystemExit, match="unknown --recipes \\['nope'\\]; known: all-int8-requant"):
-        _load().static_recipes(True, ("nope",))
+        load_benchmark("runtime_latency").static_recipes(True, ("nope",))

@@ -4,32 +4,23 @@ values can be overridden key by key."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "ablation.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("ablation_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmark_scripts import load_benchmark
 
 
 def test_a_given_teacher_is_used_as_it_is(teacher_ckpt, tmp_path):
-    bench = _load()
+    bench = load_benchmark("ablation")
     assert bench.make_teacher(tmp_path, "strong", 7, "cpu", given=teacher_ckpt) == teacher_ckpt
     assert not list(tmp_path.iterdir())  # nothing trained
 
 
 def test_random_teacher_of_a_given_run_keeps_its_card_and_not_its_weights(teacher_ckpt, tmp_path):
-    bench = _load()
+    bench = load_benchmark("ablation")
     trained = tmp_path / "trained"  # the fixture teacher with moved weights (it is itself a seed-0 draw)
     shutil.copytree(teacher_ckpt, trained)
     save_file(
@@ -50,7 +41,7 @@ def test_random_teacher_of_a_given_run_keeps_its_card_and_not_its_weights(teache
 
 
 def test_train_overrides_replace_or_add_fixed_values():
-    bench = _load()
+    bench = load_benchmark("ablation")
     assert bench._overrides("") == ("warmup_epochs=1", "drop_path=0", "weight_decay=0.05", "min_lr=1e-6")
     assert bench._overrides("drop_path=0.1,mixup=0.8") == (
         "warmup_epochs=1",
