@@ -25,6 +25,7 @@ ORDER = [
     "train_throughput",
     "recipes",
     "distill_step",
+    "amp_cpu",
     "ablation",
     "ablation_n5000",
     "ablation_arms",

@@ -52,6 +52,12 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX tiles), so that bf16 autocast speeds
+    training up; elsewhere bf16 is emulated and slower than fp32 (docs/RECIPES.md, "Mixed precision on CPU")."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 def make_scaler(amp_dtype: torch.dtype | None, device: torch.device) -> Any | None:
     """A GradScaler for fp16 on CUDA (bf16 and fp32 need none)."""
     if amp_dtype == torch.float16 and device.type == "cuda":

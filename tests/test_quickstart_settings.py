@@ -8,15 +8,19 @@ down (not left to a command default), and the summary's figures are the stages' 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from compress.distill.config import DistillConfig
+from compress.engine import cpu_has_native_bf16
 from compress.eval_config import EvalConfig
 from compress.models import create_model
 from compress.train_config import TrainConfig
 from tinymim.configio import build_config
-from tinymim_cli.quickstart_config import DATA, SCALES
+from tinymim_cli.quickstart_config import DATA, SCALES, QuickstartConfig
 from tinymim_cli.quickstart_summary import summarize
+from tinymim_cli.quickstart_training import teacher_amp
 
 
 def _params(model) -> int:
@@ -57,7 +61,7 @@ def test_cpu_scale_is_the_measured_label_scarce_setting():
     cpu = SCALES["cpu"]
     assert cpu["teacher"]["limit_train"] is None and cpu["distill"]["limit_train"] is None  # all 60,000 images
     assert cpu["distill"]["method"] == "relation:1,logits:1"
-    assert cpu["labelled"]["limit_train"] == 2000 and cpu["labelled"]["epochs"] == 10
+    assert cpu["labelled"]["limit_train"] == 3000 and cpu["labelled"]["epochs"] == 7
     assert cpu["test"]["limit"] is None  # the whole test split
     # The scratch twin and the fine-tuned student share every labelled-budget value ("labelled"); only the
     # optimiser recipe differs (fine-tune: lower lr with layer decay; scratch: its own best lr, no decay).
@@ -71,6 +75,24 @@ def test_cpu_scale_is_the_measured_label_scarce_setting():
         ("scratch", {"lr", "layer_decay", "drop_path", "weight_decay", "augment"}),
     ):
         assert keys <= set(cpu[stage]), (stage, keys - set(cpu[stage]))
+
+
+def test_teacher_amp_follows_the_flag_and_the_cpu():
+    assert teacher_amp(QuickstartConfig(amp="off")) == "off"
+    assert teacher_amp(QuickstartConfig(amp="bf16")) == "bf16"
+    assert teacher_amp(QuickstartConfig(amp="auto", device="cuda")) == "auto"  # resolve_amp picks bf16/fp16
+    # auto on a CPU: bf16 only where it is computed natively (elsewhere it is emulated, slower than fp32)
+    assert teacher_amp(QuickstartConfig(amp="auto")) == ("bf16" if cpu_has_native_bf16() else "off")
+    for stage in ("teacher", "distill"):  # the flag decides, never a value pinned in a scale's table
+        assert all("amp" not in SCALES[scale][stage] for scale in SCALES)
+
+
+def test_native_bf16_detection_agrees_with_the_cpu_flags():
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        pytest.skip("no /proc/cpuinfo to compare with (not Linux)")
+    flags = set(cpuinfo.read_text().split())
+    assert cpu_has_native_bf16() == bool({"avx512_bf16", "amx_tile"} & flags)
 
 
 def _facts(params: int, top1: float, images: int, epochs: int, **extra) -> dict:

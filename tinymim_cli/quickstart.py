@@ -83,7 +83,7 @@ def run_config(cfg: QuickstartConfig) -> dict[str, Any]:
     """Run (or resume) every stage; returns the summary dict also written to summary.json."""
     from tinymim_cli.quickstart_stages import export_stage, serve_stage
     from tinymim_cli.quickstart_summary import write_summary
-    from tinymim_cli.quickstart_training import distill_stage, finetune_stage, scratch_stage, teacher_stage
+    from tinymim_cli.quickstart_training import distill_stage, finetune_stage, scratch_stage, teacher_amp, teacher_stage
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the progress
     root = Path(cfg.out)
@@ -95,14 +95,20 @@ def run_config(cfg: QuickstartConfig) -> dict[str, Any]:
     t_start = time.perf_counter()
     common = {"scale": cfg.scale, "device": cfg.device, "seed": cfg.seed, "test": sizes["test"]}
     labelled = sizes["labelled"]
+    amp = {"amp": teacher_amp(cfg)}
+    log.info(
+        "teacher and distillation stages: amp %s (--amp); the fine-tune and scratch stages: amp auto (fp32 on a CPU)",
+        amp["amp"],
+    )
+    teacher, distill = {**sizes["teacher"], **amp}, {**sizes["distill"], **amp}
     # (name, the stage whose output it reads, its settings, what it runs)
     steps = [
-        ("teacher", None, {**common, **sizes["teacher"]}, lambda d: teacher_stage(cfg, d, sizes["teacher"])),
+        ("teacher", None, {**common, **teacher}, lambda d: teacher_stage(cfg, d, teacher)),
         (
             "distill",
             "teacher",
-            {**common, **sizes["distill"]},
-            lambda d: distill_stage(cfg, d, root / "teacher", sizes["distill"]),
+            {**common, **distill},
+            lambda d: distill_stage(cfg, d, root / "teacher", distill),
         ),
         (
             "finetune",

@@ -30,9 +30,17 @@ class QuickstartConfig:
     )
     fresh: bool = field(default=False, metadata=field_help("delete the run folder and start over"))
     port: int = field(default=0, metadata=field_help("server port (0: a free loopback port)"))
-    bench_seconds: float = field(default=5.0, metadata=field_help("seconds per concurrency level in the bench"))
+    bench_seconds: float = field(default=3.0, metadata=field_help("seconds per concurrency level in the bench"))
     http_images: int = field(default=200, metadata=field_help("held-out images classified over HTTP"))
     progress: bool = field(default=True, metadata=field_help("progress bars"))
+    amp: Literal["auto", "off", "bf16"] = field(
+        default="auto",
+        metadata=field_help(
+            "mixed precision of the teacher and distillation stages (the teacher-sized models): auto = bf16 on "
+            "CUDA and on a CPU that computes bf16 natively (AVX512-BF16 or AMX: 1.3x faster there at the same "
+            "accuracy, BENCHMARKS.md), off on other CPUs (emulated bf16 is slower than fp32)"
+        ),
+    )
 
     def validate(self) -> None:
         require(self.bench_seconds > 0, f"bench_seconds must be positive, got {self.bench_seconds}")
@@ -134,7 +142,7 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
             warmup_epochs=0.05,
             **_DISTILL,
         ),
-        "labelled": dict(limit_train=2000, limit_val=1000, epochs=10, batch_size=64, augment=False, warmup_epochs=1),
+        "labelled": dict(limit_train=3000, limit_val=1000, epochs=7, batch_size=64, augment=False, warmup_epochs=1),
         "finetune": _FINETUNE,
         "scratch": _SCRATCH,
         "test": dict(limit=None),  # the whole test split

@@ -43,7 +43,7 @@ def test_yaml_chain_and_flag_override(tmp_path):
 def test_cli_flags_and_defaults():
     cfg = _parse(["--teacher", "runs/t", "--method", "relation:1,logits:0.5", "--teacher-mean", "0.5,0.5,0.5"])
     assert cfg.teacher_mean == (0.5, 0.5, 0.5) and cfg.warmup == pytest.approx(5.0)  # 5% of 100 epochs
-    assert cfg.batch_size == 256 and cfg.base_lr == 1.5e-4 and cfg.drop_path == 0.1 and cfg.crop_scale_min == 0.2
+    assert cfg.batch_size == 256 and cfg.base_lr == 1.5e-3 and cfg.drop_path == 0.1 and cfg.crop_scale_min == 0.2
 
 
 def test_strict_keys_in_stages_and_top_level():
