@@ -27,28 +27,17 @@ import torch
 import torch.nn.functional as F
 
 from compress.engine import autocast, cpu_has_native_bf16
-from compress.models import create_model
 from tinymim_cli.quickstart_config import SCALES
+from tinymim_cli.quickstart_training import scale_models
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def models() -> dict[str, tuple[torch.nn.Module, int]]:
     """name -> (model, batch size) at the quickstart's cpu scale."""
-    t, d = SCALES["cpu"]["teacher"], SCALES["cpu"]["distill"]
-    geometry = {"num_classes": 10, "img_size": t["img_size"], "in_chans": 1, "patch_size": t["patch_size"]}
-    teacher, _ = create_model(
-        t["arch"], depth=t["depth"], embed_dim=t["embed_dim"], num_heads=t["num_heads"], **geometry
-    )
-    student, _ = create_model(
-        d["student"],
-        depth=d["student_depth"],
-        embed_dim=d["student_embed_dim"],
-        num_heads=d["student_num_heads"],
-        **geometry,
-    )
+    teacher, student = scale_models("cpu")
     return {
-        "teacher": (teacher, t["batch_size"]),
+        "teacher": (teacher, SCALES["cpu"]["teacher"]["batch_size"]),
         "student": (student, SCALES["cpu"]["labelled"]["batch_size"]),
     }
 

@@ -15,12 +15,11 @@ import pytest
 from compress.distill.config import DistillConfig
 from compress.engine import cpu_has_native_bf16
 from compress.eval_config import EvalConfig
-from compress.models import create_model
 from compress.train_config import TrainConfig
 from tinymim.configio import build_config
 from tinymim_cli.quickstart_config import DATA, SCALES, QuickstartConfig
 from tinymim_cli.quickstart_summary import summarize
-from tinymim_cli.quickstart_training import teacher_amp
+from tinymim_cli.quickstart_training import scale_models, teacher_amp
 
 
 def _params(model) -> int:
@@ -40,18 +39,7 @@ def test_every_stage_builds_a_valid_config(scale, tmp_path):
 
 @pytest.mark.parametrize("scale", ["tiny", "cpu"])
 def test_student_is_4x_smaller_than_its_teacher(scale):
-    t, d = SCALES[scale]["teacher"], SCALES[scale]["distill"]
-    geometry = {"num_classes": 10, "img_size": t["img_size"], "in_chans": 1, "patch_size": t["patch_size"]}
-    teacher, _ = create_model(
-        t["arch"], depth=t["depth"], embed_dim=t["embed_dim"], num_heads=t["num_heads"], **geometry
-    )
-    student, _ = create_model(
-        d["student"],
-        depth=d["student_depth"],
-        embed_dim=d["student_embed_dim"],
-        num_heads=d["student_num_heads"],
-        **geometry,
-    )
+    teacher, student = scale_models(scale)
     assert _params(teacher) / _params(student) >= 4.0
     if scale == "cpu":  # the sizes BENCHMARKS.md reports
         assert (round(_params(teacher) / 1e6, 2), round(_params(student) / 1e6, 2)) == (3.18, 0.61)

@@ -27,6 +27,7 @@ from compress.engine import cpu_has_native_bf16
 from compress.eval_config import EvalConfig
 from compress.evaluation import evaluate_checkpoint
 from compress.losses import method_class, parse_methods
+from compress.models import create_model
 from compress.recipe import train_classifier
 from compress.train_config import TrainConfig
 from tinymim.configio import build_config
@@ -45,6 +46,23 @@ def teacher_amp(cfg: QuickstartConfig) -> str:
     if cfg.device == "cuda":
         return "auto"  # bf16 (or fp16) where the GPU supports it: compress.engine.resolve_amp
     return "bf16" if cpu_has_native_bf16() else "off"
+
+
+def scale_models(scale: str) -> tuple[Any, Any]:
+    """The untrained teacher and student of a scale (``SCALES``), 10 classes of 1-channel images."""
+    t, d = SCALES[scale]["teacher"], SCALES[scale]["distill"]
+    geometry = {"num_classes": 10, "img_size": t["img_size"], "in_chans": 1, "patch_size": t["patch_size"]}
+    teacher, _ = create_model(
+        t["arch"], depth=t["depth"], embed_dim=t["embed_dim"], num_heads=t["num_heads"], **geometry
+    )
+    student, _ = create_model(
+        d["student"],
+        depth=d["student_depth"],
+        embed_dim=d["student_embed_dim"],
+        num_heads=d["student_num_heads"],
+        **geometry,
+    )
+    return teacher, student
 
 
 def _train_values(cfg: QuickstartConfig, stage_dir: Path, sizes: dict[str, Any]) -> dict[str, Any]:
