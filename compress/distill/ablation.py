@@ -30,6 +30,7 @@ from compress.engine import evaluate
 from compress.models import resolve_arch
 from compress.recipe import train_classifier
 from compress.train_config import TrainConfig
+from compress.train_recipes import AUGMENT_KEYS
 from tinymim.configio import build_config, config_to_dict
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,10 @@ def _check_same_settings(run: Run) -> None:
         return
     saved = yaml.safe_load(saved_file.read_text()) or {}
     wanted = json.loads(json.dumps(config_to_dict(run.config)))
-    diff = sorted(k for k in set(saved) | set(wanted) if k not in _IGNORED_KEYS and saved.get(k) != wanted.get(k))
+    ignored = set(_IGNORED_KEYS)
+    if saved.get("augment") is False and wanted.get("augment") is False:
+        ignored |= set(AUGMENT_KEYS)  # switched off by augment: false, whatever their values say
+    diff = sorted(k for k in set(saved) | set(wanted) if k not in ignored and saved.get(k) != wanted.get(k))
     if diff:
         raise DistillError(
             f"{run.run_dir} was made with other settings ({', '.join(diff)}); choose another --output or "

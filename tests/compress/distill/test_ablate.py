@@ -93,6 +93,19 @@ def test_label_scarce_ablation_runs_every_arm_and_seed_and_reports_the_spread(
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")}
     assert run_ablation(cfg).rows == result.rows
     assert {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")} == stamps
+    # ... augmentation values that augment: false switches off do not count (runs saved before the recipes
+    # stored them as null are reused) ...
+    twin_cfg = out / "n12" / "scratch" / "seed0" / "config.yaml"
+    saved = yaml.safe_load(twin_cfg.read_text())
+    assert saved["augment"] is False
+    twin_cfg.write_text(yaml.safe_dump({**saved, "mixup": 0.8, "crop_scale_min": 0.08, "label_smoothing": 0.1}))
+    assert run_ablation(cfg).rows == result.rows
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")} == stamps
+    # ... but do when augmentation was on
+    twin_cfg.write_text(yaml.safe_dump({**saved, "augment": True, "mixup": 0.8}))
+    with pytest.raises(DistillError, match=r"made with other settings \(augment, mixup\)"):
+        run_ablation(cfg)
+    twin_cfg.write_text(yaml.safe_dump(saved))
     # ... and refuses to reuse folders made with other settings
     with pytest.raises(DistillError, match=r"made with other settings \(epochs\)"):
         run_ablation(
