@@ -23,7 +23,7 @@ help:
 	@echo "make gpu-check   the GPU smoke check (benchmarks/gpu_smoke.py): install, export, gate, serve, time"
 
 # --no-compile: Python compiles a module's bytecode when it is first imported; compiling all of torch's files at
-# install time instead took 35 of the install's 100 s on the 2-core machine (README, "The quickstart").
+# install time instead took 40 of 106 s (BENCHMARKS.md, "How the quickstart's cpu settings were chosen").
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel

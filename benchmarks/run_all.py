@@ -34,6 +34,8 @@ ORDER = [
     "ablation_crop0.5",
     "ablation_ft40",
     "ablation_distill_lr1.5e-4",
+    "ablation_teacher_weak",
+    "ablation_patch4",
     "ablation_discussion",
     "runtime_latency",
     "serve_latency",

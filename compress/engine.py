@@ -54,7 +54,8 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
 
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX tiles), so that bf16 autocast speeds
-    training up; elsewhere bf16 is emulated and slower than fp32 (docs/RECIPES.md, "Mixed precision on CPU")."""
+    training up; elsewhere bf16 is emulated and slower than fp32 (docs/RECIPES.md, "Mixed precision on CPU").
+    No public torch API says this; these are torch.cpu's own CPUID probes (the ones its tests use)."""
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 

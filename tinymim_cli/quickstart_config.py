@@ -36,9 +36,9 @@ class QuickstartConfig:
     amp: Literal["auto", "off", "bf16"] = field(
         default="auto",
         metadata=field_help(
-            "mixed precision of the teacher and distillation stages (the teacher-sized models): auto = bf16 on "
-            "CUDA and on a CPU that computes bf16 natively (AVX512-BF16 or AMX: 1.3x faster there at the same "
-            "accuracy, BENCHMARKS.md), off on other CPUs (emulated bf16 is slower than fp32)"
+            "mixed precision of the teacher and distillation stages (the teacher-sized models): auto = the GPU's "
+            "(bf16 or fp16) on CUDA, bf16 on a CPU that computes it natively (AVX512-BF16 or AMX: 1.3x faster "
+            "there at the same accuracy, BENCHMARKS.md), off on other CPUs (emulated bf16 is slower than fp32)"
         ),
     )
 

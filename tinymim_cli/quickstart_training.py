@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 def teacher_amp(cfg: QuickstartConfig) -> str:
     """The ``amp`` of the teacher and distillation stages, whose teacher-sized model sets the time; the fine-tune
     and scratch stages train in fp32 (bf16 does not make a 0.6 M-parameter ViT faster on a CPU). Measured in
-    BENCHMARKS.md ("Quickstart end to end"): bf16 trains the teacher 1.3x faster on a CPU with native bf16, at
-    the same accuracy; on a CPU without it bf16 is emulated and slower than fp32, so auto is off there."""
+    BENCHMARKS.md ("bf16 autocast vs fp32 for CPU training", and the quickstart settings' revision): bf16 trains
+    the teacher 1.3x faster on a CPU with native bf16, at the same accuracy; on a CPU without it bf16 is
+    emulated and slower than fp32, so auto is off there."""
     if cfg.amp != "auto":
         return cfg.amp
     if cfg.device == "cuda":
