@@ -90,8 +90,7 @@ def main() -> int:
     result = {"threads": args.threads, "rounds": rounds, "native_bf16": native, "cpu": cpu, "rows": rows}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "amp_cpu.json").write_text(json.dumps(result, indent=2))
-    cmd = "python benchmarks/amp_cpu.py" + ("" if args.threads == 2 else f" --threads {args.threads}")
-    cmd += " --quick" if args.quick else ""
+    cmd = " ".join(["python benchmarks/amp_cpu.py", *sys.argv[1:]])  # as it was called
     lines = [
         "## bf16 autocast vs fp32 for CPU training (benchmarks/amp_cpu.py)",
         "",

@@ -95,12 +95,12 @@ def run_config(cfg: QuickstartConfig) -> dict[str, Any]:
     t_start = time.perf_counter()
     common = {"scale": cfg.scale, "device": cfg.device, "seed": cfg.seed, "test": sizes["test"]}
     labelled = sizes["labelled"]
-    amp = {"amp": teacher_amp(cfg)}
+    amp = teacher_amp(cfg)
     log.info(
         "teacher and distillation stages: amp %s (--amp); the fine-tune and scratch stages: amp auto (fp32 on a CPU)",
-        amp["amp"],
+        amp,
     )
-    teacher, distill = {**sizes["teacher"], **amp}, {**sizes["distill"], **amp}
+    teacher, distill = {**sizes["teacher"], "amp": amp}, {**sizes["distill"], "amp": amp}
     # (name, the stage whose output it reads, its settings, what it runs)
     steps = [
         ("teacher", None, {**common, **teacher}, lambda d: teacher_stage(cfg, d, teacher)),
